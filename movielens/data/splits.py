@@ -1,0 +1,150 @@
+"""Train/validation/test splits, with id vocabularies fitted on the training part only.
+
+- `random`: the TFRS tutorial split: shuffle with seed 42, then cut by fractions.
+  With two fractions (the tutorial's 80/20) there is no separate validation
+  part: validation *is* the test part, and `Split.validation_is_test` says so.
+- `temporal`: one global cut by timestamp quantiles; every rating at a cutoff
+  timestamp goes to the later part, so no training rating is newer than any
+  evaluation rating.
+- `leave_last_out`: per user, ordered by time: test = last, validation =
+  second-to-last, train = the rest (users with fewer than 3 ratings stay in train).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from movielens.data.table import MovieLensData
+
+SPLITS = ("random", "temporal", "leave_last_out")
+UNKNOWN_INDEX = 0  # index of every id not seen in training
+
+
+@dataclasses.dataclass
+class Vocabulary:
+    """Sorted unique ids seen in training; index 0 is reserved for unknown ids.
+
+    Attributes:
+      user_ids: shape [n_users] str.
+      movie_ids: shape [n_movies] str.
+    """
+
+    user_ids: np.ndarray
+    movie_ids: np.ndarray
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame) -> Vocabulary:
+        users = np.sort(train["user_id"].unique()).astype(object)
+        return cls(users, np.sort(train["movie_id"].unique()).astype(object))
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids) + 1
+
+    @property
+    def num_movies(self) -> int:
+        return len(self.movie_ids) + 1
+
+    @staticmethod
+    def _encode(vocabulary: np.ndarray, ids) -> np.ndarray:
+        positions = pd.Index(vocabulary).get_indexer(pd.Series(ids, dtype=object).astype(str))
+        return (positions + 1).astype(np.int64)  # -1 (unknown) becomes 0
+
+    def encode_users(self, ids) -> np.ndarray:
+        """ids shape [n] -> int64 [n], 1..len(user_ids) for known ids, 0 for unknown."""
+        return self._encode(self.user_ids, ids)
+
+    def encode_movies(self, ids) -> np.ndarray:
+        return self._encode(self.movie_ids, ids)
+
+
+@dataclasses.dataclass
+class Split:
+    name: str
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    vocabulary: Vocabulary
+    validation_is_test: bool = False
+
+    def describe(self) -> str:
+        note = " (validation = test, tutorial protocol)" if self.validation_is_test else ""
+        return (f"{self.name} split: train {len(self.train):,}, validation {len(self.validation):,}, "
+                f"test {len(self.test):,}{note}")
+
+
+def _make(name: str, ratings: pd.DataFrame, train_mask, val_mask, test_mask, validation_is_test=False) -> Split:
+    train = ratings[train_mask].reset_index(drop=True)
+    test = ratings[test_mask].reset_index(drop=True)
+    validation = test if validation_is_test else ratings[val_mask].reset_index(drop=True)
+    return Split(name, train, validation, test, Vocabulary.fit(train), validation_is_test)
+
+
+def _check_fractions(fractions) -> tuple[float, ...]:
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) not in (2, 3) or any(f < 0 for f in fractions) or not 0.99 <= sum(fractions) <= 1.0 + 1e-9:
+        raise ValueError(f"fractions must be 2 (train, test) or 3 (train, validation, test) non-negative numbers "
+                         f"summing to 1, got {fractions}")
+    return fractions
+
+
+def random_split(data: MovieLensData, fractions=(0.8, 0.2), seed: int = 42) -> Split:
+    """The TFRS tutorial split: a seeded shuffle of all ratings, cut by `fractions`."""
+    fractions = _check_fractions(fractions)
+    n = len(data.ratings)
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = np.floor(np.cumsum(fractions) * n + 1e-9).astype(int)
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n)
+    train = position < cuts[0]
+    if len(fractions) == 2:
+        return _make("random", data.ratings, train, None, ~train, validation_is_test=True)
+    val = (position >= cuts[0]) & (position < cuts[1])
+    return _make("random", data.ratings, train, val, position >= cuts[1])
+
+
+def temporal_split(data: MovieLensData, fractions=(0.8, 0.1, 0.1)) -> Split:
+    """A global cut by timestamp: the first `fractions[0]` of time for training, and so on."""
+    fractions = _check_fractions(fractions)
+    timestamps = data.ratings["timestamp"].to_numpy()
+    bounds = np.quantile(timestamps, np.cumsum(fractions)[:-1])
+    train = timestamps < bounds[0]
+    if len(fractions) == 2:
+        return _make("temporal", data.ratings, train, None, ~train, validation_is_test=True)
+    val = (timestamps >= bounds[0]) & (timestamps < bounds[1])
+    return _make("temporal", data.ratings, train, val, timestamps >= bounds[1])
+
+
+def leave_last_out_split(data: MovieLensData) -> Split:
+    """Per user: test = the latest rating, validation = the one before, train = the rest.
+
+    Ties in timestamp keep file order, so the result is deterministic.
+    """
+    ratings = data.ratings
+    order = np.lexsort((np.arange(len(ratings)), ratings["timestamp"].to_numpy(), ratings["user_id"].to_numpy()))
+    users = ratings["user_id"].to_numpy()[order]
+    # rank from the end within each user: 0 = last, 1 = second-to-last, ...
+    ends = np.r_[np.flatnonzero(users[1:] != users[:-1]), len(users) - 1]
+    starts = np.r_[0, ends[:-1] + 1]
+    sizes = ends - starts + 1
+    from_end = np.repeat(ends, sizes) - np.arange(len(users))
+    eligible = np.repeat(sizes >= 3, sizes)
+    rank_from_end = np.empty(len(ratings), dtype=np.int64)
+    rank_from_end[order] = np.where(eligible, from_end, 2)
+    return _make("leave_last_out", ratings, rank_from_end >= 2, rank_from_end == 1, rank_from_end == 0)
+
+
+def make_split(data: MovieLensData, name: str, fractions=None, seed: int = 42) -> Split:
+    """Dispatches on the split name (the `--split` flag)."""
+    if name == "random":
+        return random_split(data, fractions or (0.8, 0.2), seed)
+    if name == "temporal":
+        return temporal_split(data, fractions or (0.8, 0.1, 0.1))
+    if name == "leave_last_out":
+        if fractions:
+            raise ValueError("leave_last_out takes no fractions")
+        return leave_last_out_split(data)
+    raise ValueError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")

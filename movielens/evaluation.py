@@ -1,0 +1,144 @@
+"""Evaluation as pure functions: scores and held-out items in, `dict[str, float]` out.
+
+Conventions, shared by every model family:
+- Items are integer indices into a candidate list (the model's own catalogue).
+- "Seen" items (a user's training interactions, or a sequence model's input
+  history) are excluded from the ranking by setting their score to -inf; a
+  held-out item that is also "seen" is never excluded.
+- Ties count against the target (pessimistic rank), so a model that scores
+  everything equal gets no credit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class ItemSets:
+    """Per-row sets of item indices in CSR form.
+
+    Attributes:
+      indptr: shape [n_rows + 1] int64.
+      indices: shape [nnz] int64; row r's items are indices[indptr[r]:indptr[r+1]].
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def from_pairs(cls, rows: np.ndarray, items: np.ndarray, n_rows: int) -> ItemSets:
+        rows, items = np.asarray(rows, np.int64), np.asarray(items, np.int64)
+        order = np.lexsort((items, rows))
+        rows, items = rows[order], items[order]
+        keep = np.r_[True, (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])] if len(rows) else np.zeros(0, bool)
+        rows, items = rows[keep], items[keep]
+        indptr = np.zeros(n_rows + 1, np.int64)
+        np.add.at(indptr, rows + 1, 1)
+        return cls(np.cumsum(indptr), items)
+
+    @classmethod
+    def from_lists(cls, lists: Iterable[Sequence[int]]) -> ItemSets:
+        lists = [np.asarray(x, np.int64) for x in lists]
+        rows = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
+        return cls.from_pairs(rows, np.concatenate(lists) if lists else np.zeros(0, np.int64), len(lists))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, r: int) -> np.ndarray:
+        return self.indices[self.indptr[r] : self.indptr[r + 1]]
+
+    def take(self, rows: np.ndarray) -> ItemSets:
+        rows = np.asarray(rows, np.int64)
+        lengths = self.indptr[rows + 1] - self.indptr[rows]
+        starts = np.repeat(self.indptr[rows], lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return ItemSets(np.r_[0, np.cumsum(lengths)].astype(np.int64), self.indices[starts + offsets])
+
+    def row_ids(self) -> np.ndarray:
+        """The row of every stored item: shape [nnz]."""
+        return np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores per row, best first. scores [n, m] -> [n, min(k, m)]."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def exclude_seen(scores: np.ndarray, seen: ItemSets, targets: ItemSets | None = None) -> np.ndarray:
+    """Returns a copy of scores [n, m] with seen items at -inf (held-out targets are never excluded)."""
+    out = np.array(scores, dtype=np.float64 if scores.dtype == np.float64 else np.float32, copy=True)
+    rows = seen.row_ids()
+    if targets is not None:
+        target_rows = targets.row_ids()
+        saved = out[target_rows, targets.indices].copy()
+    out[rows, seen.indices] = -np.inf
+    if targets is not None:
+        out[target_rows, targets.indices] = saved
+    return out
+
+
+def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """0-based rank of each row's single target item. scores [n, m], targets [n] -> [n] int.
+
+    Pessimistic: every other item scoring >= the target ranks ahead of it.
+    """
+    target_scores = scores[np.arange(len(targets)), targets]
+    ahead = (scores >= target_scores[:, None]).sum(axis=1) - 1
+    return ahead.astype(np.int64)
+
+
+def leave_one_out_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """HR@k, NDCG@k and MRR from 0-based target ranks (one held-out item per user)."""
+    ranks = np.asarray(ranks)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"hr@{k}"] = float(hit.mean())
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+    out["mrr"] = float((1.0 / (ranks + 1.0)).mean())
+    return out
+
+
+def recall_ndcg_at_k(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10, 100)) -> dict[str, float]:
+    """Recall@k and NDCG@k for rows with one or more held-out items.
+
+    Args:
+      top: shape [n, K] ranked item indices (K >= max(ks)), seen items already excluded.
+      targets: the held-out items of each of the n rows (rows with none are skipped).
+
+    Recall@k = |top k ∩ targets| / min(k, |targets|) would inflate small k, so
+    the plain definition |top k ∩ targets| / |targets| is used (as in TFRS and
+    most papers); NDCG@k uses binary gains and the ideal DCG of min(k, |targets|) hits.
+    """
+    n = top.shape[0]
+    sizes = np.diff(targets.indptr)
+    valid = sizes > 0
+    n_items = int(max(top.max(initial=0), targets.indices.max(initial=0))) + 1
+    is_target = np.zeros((n, n_items), dtype=bool)
+    is_target[targets.row_ids(), targets.indices] = True
+    hits = np.take_along_axis(is_target, top, axis=1)
+    discounts = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)
+    out: dict[str, float] = {}
+    for k in ks:
+        found = hits[:, :k].sum(axis=1)
+        out[f"recall@{k}"] = float((found[valid] / sizes[valid]).mean()) if valid.any() else 0.0
+        dcg = (hits[:, :k] * discounts[:k]).sum(axis=1)
+        ideal = np.r_[0.0, np.cumsum(discounts[:k])][np.minimum(sizes, k)]
+        out[f"ndcg@{k}"] = float((dcg[valid] / ideal[valid]).mean()) if valid.any() else 0.0
+    out["users_evaluated"] = float(valid.sum() if n else 0)
+    return out
+
+
+def rmse(predictions: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
+    errors = np.asarray(predictions, np.float64) - np.asarray(ratings, np.float64)
+    mse = float(np.mean(errors**2))
+    return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(errors)))}

@@ -1,0 +1,54 @@
+"""Shared fixtures: isolated cache folders, fixed seeds, synthetic data with planted structure."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import movielens  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from movielens import paths
+from movielens.data.synthetic import SyntheticSpec, synthetic_movielens
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path, monkeypatch):
+    """Every test gets its own datasets/, saved_models/ and reports/ folders."""
+    for env, name in (("MOVIELENS_DATASETS_DIR", "datasets"), ("MOVIELENS_MODELS_DIR", "saved_models"),
+                      ("MOVIELENS_REPORTS_DIR", "reports")):
+        monkeypatch.setenv(env, str(tmp_path / name))
+    monkeypatch.delenv("MOVIELENS_DATA_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def fixed_seeds():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(0)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """(MovieLensData, PlantedTruth): 60 users x 40 movies, 4 taste clusters, 100k schema."""
+    return synthetic_movielens(SyntheticSpec())
+
+
+@pytest.fixture(scope="session")
+def synthetic_1m():
+    return synthetic_movielens(SyntheticSpec(seed=1), variant="1m")
+
+
+@pytest.fixture
+def shared_datasets():
+    """../shared/datasets (read-only GroupLens copies); skips the test when absent."""
+    path = paths.shared_datasets_dir()
+    if path is None:
+        pytest.skip("../shared/datasets is not present")
+    return path

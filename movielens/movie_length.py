@@ -217,26 +217,73 @@ def _read_csv_any(path: Path) -> pd.DataFrame:
     raise ValueError(f"{path}: cannot decode as UTF-8 or latin-1")
 
 
-def _build_title_index(keyed: Sequence[tuple[Sequence[str], int | None, float]]) -> dict:
-    """(keys, year, minutes) rows -> {(key, year): minutes}, first row wins."""
-    index: dict = {}
-    for keys, year, minutes in keyed:
+_SEGMENT_SPLIT_RE = re.compile(r":\s+|\s+-\s+")
+
+
+def _segment_keys(title: str) -> list[str]:
+    """Keys of the parts of a title split at ':' and ' - ' ("Star Wars: Episode IV - A New Hope")."""
+    keys: list[str] = []
+    for name in parse_title(title).all_names:
+        parts = _SEGMENT_SPLIT_RE.split(name)
+        if len(parts) < 2:
+            continue
+        for part in parts:
+            for key in match_keys(part):
+                if len(key) >= 4 and key not in keys:
+                    keys.append(key)
+    return keys
+
+
+class TitleYearIndex:
+    """Runtimes by (normalised title, year), tolerant of MovieLens title variants.
+
+    Exact keys (main and alternate titles) are tried first, with the year, then
+    year +/- 1 (festival vs. theatrical release). Last, a title may match one
+    part of a longer title of the same year ("Star Wars (1977)" in ML-100K is
+    "Star Wars: Episode IV - A New Hope (1977)" in ML-1M), but only when that
+    part names a single runtime.
+    """
+
+    def __init__(self):
+        self._exact: dict[tuple[str, int | None], float] = {}
+        self._segments: dict[tuple[str, int | None], tuple[str, float] | None] = {}
+
+    def add(self, title: str, minutes: float, extra_titles: Sequence[str] = ()) -> None:
+        """First added wins for exact keys; a part shared by different titles is ambiguous."""
+        keys, year = _title_keys(title)
+        keys = list(keys)
+        segments = _segment_keys(title) if (":" in title or " - " in title) else []
+        for extra in extra_titles:
+            keys += [k for k in match_keys(extra) if k not in keys]
+            if ":" in extra or " - " in extra:
+                segments += _segment_keys(extra)
         for key in keys:
-            index.setdefault((key, year), minutes)
-    return index
+            self._exact.setdefault((key, year), minutes)
+        owner = keys[0] if keys else title
+        for key in segments:
+            # The same film listed twice (two datasets in one table) is not an ambiguity.
+            known = self._segments.setdefault((key, year), (owner, minutes))
+            if known is not None and known[0] != owner:
+                self._segments[(key, year)] = None
 
+    def __bool__(self) -> bool:
+        return bool(self._exact)
 
-def _match_title(index: dict, keys: Sequence[str], year: int | None, fuzzy_year: bool = True) -> float | None:
-    for key in keys:
-        if (key, year) in index:
-            return index[(key, year)]
-    if year is not None and fuzzy_year:
-        # Release years differ by one between sources for festival vs. theatrical dates.
-        for delta in (-1, 1):
+    def lookup(self, title: str) -> float | None:
+        keys, year = _title_keys(title)
+        for key in keys:
+            if (key, year) in self._exact:
+                return self._exact[(key, year)]
+        if year is not None:
+            for delta in (-1, 1):
+                for key in keys:
+                    if (key, year + delta) in self._exact:
+                        return self._exact[(key, year + delta)]
             for key in keys:
-                if (key, year + delta) in index:
-                    return index[(key, year + delta)]
-    return None
+                known = self._segments.get((key, year))
+                if known is not None:
+                    return known[1]
+        return None
 
 
 class RuntimeTable:
@@ -272,10 +319,11 @@ class RuntimeTable:
                 number = _imdb_number(imdb)
                 if number is not None:
                     self._by_imdb.setdefault(number, float(value))
-        self._by_title: dict = {}
+        self._by_title = TitleYearIndex()
         if "title" in frame.columns:
-            rows = zip(frame["title"], frame["_minutes"], strict=True)
-            self._by_title = _build_title_index([(*_title_keys(t), float(v)) for t, v in rows if t.strip()])
+            for title, value in zip(frame["title"], frame["_minutes"], strict=True):
+                if title.strip():
+                    self._by_title.add(title, float(value))
 
     def lookup(
         self, variant: str, movie_ids: Sequence[str], titles: Sequence[str], imdb_ids: Sequence[str]
@@ -297,7 +345,7 @@ class RuntimeTable:
                 number = _imdb_number(imdb_id)
                 value = self._by_imdb.get(number) if number is not None else None
             if value is None and self._by_title:
-                value = _match_title(self._by_title, *_title_keys(title))
+                value = self._by_title.lookup(title)
             if value is not None:
                 out[row] = value
         return out
@@ -317,10 +365,10 @@ def lookup_imdb_bulk(
     if not path.is_file():
         raise FileNotFoundError(f"--imdb_basics_file {path} does not exist")
     wanted_ids = {n for n in (_imdb_number(i) for i in imdb_ids) if n is not None}
-    movie_keys = [_title_keys(t) for t in titles]
-    wanted_years = {str(y + d) for _, y in movie_keys if y is not None for d in (-1, 0, 1)}
+    years = [parse_title(t).year for t in titles]
+    wanted_years = {str(y + d) for y in years if y is not None for d in (-1, 0, 1)}
     by_id: dict[int, float] = {}
-    title_rows: list[tuple[Sequence[str], int | None, float, int]] = []
+    title_rows: list[tuple[str, float, list[str], int]] = []
     reader = pd.read_csv(
         path,
         sep="\t",
@@ -352,19 +400,19 @@ def lookup_imdb_bulk(
             by_year["_minutes"],
             strict=False,
         ):
-            keys = list(match_keys(str(primary)))
-            if isinstance(original, str) and original != primary:
-                keys += [k for k in match_keys(original) if k not in keys]
-            title_rows.append((keys, int(year), float(value), type_rank[ttype]))
-    # Feature films before shorts and videos when a title + year is shared.
+            extra = [original] if isinstance(original, str) and original != primary else []
+            title_rows.append((f"{primary} ({year})", float(value), extra, type_rank[ttype]))
+    # Feature films before shorts and videos when a title + year is shared (first added wins).
     title_rows.sort(key=lambda r: r[3])
-    by_title = _build_title_index([(k, y, v) for k, y, v, _ in title_rows])
+    by_title = TitleYearIndex()
+    for title, value, extra, _ in title_rows:
+        by_title.add(title, value, extra)
     out = np.full(len(titles), np.nan)
-    for row, ((keys, year), imdb_id) in enumerate(zip(movie_keys, imdb_ids, strict=True)):
+    for row, (title, imdb_id) in enumerate(zip(titles, imdb_ids, strict=True)):
         number = _imdb_number(imdb_id)
         value = by_id.get(number) if number is not None else None
         if value is None:
-            value = _match_title(by_title, keys, year)
+            value = by_title.lookup(title)
         if value is not None:
             out[row] = value
     return out

@@ -507,3 +507,24 @@ def test_ml1m_offline_coverage_with_shared_table():
     assert result.report["fraction_real"] >= 0.97
     toy_story = int(np.flatnonzero(movies["movie_id"] == "1")[0])
     assert result.minutes[toy_story] == 81
+
+
+def test_table_title_part_match_only_when_unambiguous(tmp_path):
+    table = write_table(
+        tmp_path / "t.csv",
+        pd.DataFrame(
+            {
+                "dataset": ["ml-1m", "ml-latest-small", "ml-1m", "ml-1m"],
+                "title": [
+                    "Star Wars: Episode IV - A New Hope (1977)",
+                    "Star Wars: Episode IV - A New Hope (1977)",  # same film in another dataset: not ambiguous
+                    "Batman: Mask of the Phantasm (1993)",
+                    "Batman - The Other One (1993)",
+                ],
+                "runtime_min": [121, 124, 76, 50],
+            }
+        ),
+    )
+    movies = movies_frame(["Star Wars (1977)", "A New Hope (1977)", "Batman (1993)", "Star Wars (1978)"])
+    result = resolve(movies, None, variant="100k", table_path=table, use_network=False)
+    np.testing.assert_array_equal(result.minutes, [121, 121, 90, 90])

@@ -692,7 +692,10 @@ class _CachedLookup:
             value = self.cached(key=key, title=title, imdb_id=imdb_id)
         except (_NotLookedUp, _ServiceError):
             return None
-        return (float(value[0]), bool(value[1]))
+        try:
+            return (float(value[0]), bool(value[1]))
+        except (TypeError, ValueError, IndexError):  # an entry in an unexpected shape: ignore it
+            return None
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -786,7 +789,8 @@ def resolve_movie_lengths(
         # Movies sharing a key (the same film listed twice) are looked up once.
         by_key: dict[str, list[int]] = {}
         for i in todo:
-            by_key.setdefault(lookup_key(titles[i], imdb_ids[i]), []).append(int(i))
+            if titles[i].strip() or _imdb_number(imdb_ids[i]) is not None:  # nothing to search for otherwise
+                by_key.setdefault(lookup_key(titles[i], imdb_ids[i]), []).append(int(i))
         lookup.open_client()
         if not config.use_network:
             notes.append("network lookups off (--no_network_lookups): only cached Cinemagoer answers are used")

@@ -2,9 +2,11 @@
 
 Layout of one entry (`<variant>-<source key>-s<schema version>/`):
   ratings/   tf.data snapshot: batches of (user_pos, movie_pos, timestamp, user_rating)
-  users/     tf.data snapshot: the per-user columns, one row per user
-  movies/    tf.data snapshot: movie_id, movie_title, imdb_id, padded genre labels
+  tables/    tf.data snapshot, one element: the per-user columns ("users/...", one row per
+             user) and the movies ("movies/...": id, title, imdb id, padded genre labels)
   meta.json  counts and the schema version, written last: an entry without it is partial
+
+Each `Dataset.save` costs about a second however small, hence two snapshots, not three.
 
 Ratings are stored normalised (integer positions into the users and movies
 tables) so a cached load decodes a few thousand strings, not millions. The entry
@@ -36,14 +38,18 @@ def entry_dir(cache_dir: Path, variant: str, source_key: str) -> Path:
     return Path(cache_dir) / "processed" / f"{variant}-{source_key}-s{schema.SCHEMA_VERSION}"
 
 
-def _save(path: Path, columns: dict[str, np.ndarray]) -> None:
+def _save(path: Path, columns: dict[str, np.ndarray], batched: bool = True) -> None:
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices(columns).batch(BATCH_ROWS)
+    if batched:
+        dataset = tf.data.Dataset.from_tensor_slices(columns).batch(BATCH_ROWS)
+    else:
+        dataset = tf.data.Dataset.from_tensors(columns)
     dataset.save(str(path))
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:
+    """The rows of a snapshot: batches concatenated (a one-element snapshot is one batch)."""
     import tensorflow as tf
 
     parts: dict[str, list[np.ndarray]] = {}
@@ -74,11 +80,14 @@ def write(data: MovieLensData, cache_dir: Path, source_key: str) -> Path:
             "timestamp": ratings["timestamp"].to_numpy(np.int64),
             "user_rating": ratings["user_rating"].to_numpy(np.float32),
         })
-        _save(tmp / "users", {c: _tensorable(users[c]) for c in users.columns})
-        _save(tmp / "movies", {
-            "movie_id": _tensorable(movies["movie_id"]), "movie_title": _tensorable(movies["movie_title"]),
-            "imdb_id": _tensorable(movies["imdb_id"]), "movie_genres": genres,
+        tables = {f"users/{c}": _tensorable(users[c]) for c in users.columns}
+        tables.update({
+            "movies/movie_id": _tensorable(movies["movie_id"]),
+            "movies/movie_title": _tensorable(movies["movie_title"]),
+            "movies/imdb_id": _tensorable(movies["imdb_id"]),
+            "movies/movie_genres": genres,
         })
+        _save(tmp / "tables", tables, batched=False)
         atomic_write_json(tmp / "meta.json", {
             "schema_version": schema.SCHEMA_VERSION, "variant": data.variant, "source": data.source,
             "ratings": len(ratings), "users": len(users), "movies": len(movies),
@@ -103,8 +112,9 @@ def read(cache_dir: Path, variant: str, source_key: str) -> MovieLensData | None
     try:
         meta = read_json(path / "meta.json")
         ratings = _load(path / "ratings")
-        users = _load(path / "users")
-        movies = _load(path / "movies")
+        tables = _load(path / "tables")
+        users = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith("users/")}
+        movies = {k.split("/", 1)[1]: v for k, v in tables.items() if k.startswith("movies/")}
     except (CorruptFileError, FileNotFoundError, ValueError, KeyError, OSError) as error:
         raise CorruptCacheError(f"cache entry {path} is unreadable: {error}") from error
     except Exception as error:  # tf.errors.* for truncated snapshot files

@@ -78,7 +78,10 @@ def synthetic_movielens(
     genre_names = [[schema.GENRES[c % 17], schema.GENRES[(c + 3) % 17]] for c in movie_cluster]
     movies = make_movies([str(m + 1) for m in range(spec.n_movies)], titles, genre_names,
                          [f"tt{m + 1:07d}" for m in range(spec.n_movies)])
-    occupations = sorted(schema.OCCUPATIONS_100K)
+    # Each layout has its own occupation texts; the TFDS label is shared.
+    occupations = list(schema.OCCUPATIONS_1M) if variant == "1m" else sorted(schema.OCCUPATIONS_100K)
+    to_label = {**{o: o for o in schema.OCCUPATIONS_1M}, "K-12 student": "student",
+                "college/grad student": "student", **schema.OCCUPATIONS_100K}
     ages = rng.integers(15, 70, spec.n_users)
     users = pd.DataFrame({
         "user_id": [str(u + 1) for u in range(spec.n_users)],
@@ -88,8 +91,7 @@ def synthetic_movielens(
         "user_occupation_text": [occupations[u % len(occupations)] for u in range(spec.n_users)],
         "user_zip_code": [f"{10000 + u}" for u in range(spec.n_users)],
     })
-    users["user_occupation_label"] = [schema.OCCUPATION_INDEX[schema.OCCUPATIONS_100K[o]]
-                                      for o in users["user_occupation_text"]]
+    users["user_occupation_label"] = [schema.OCCUPATION_INDEX[to_label[o]] for o in users["user_occupation_text"]]
     data = assemble(variant, "synthetic", ratings, movies, users)
     return data, PlantedTruth(user_cluster, movie_cluster, user_bias, movie_bias, expected)
 
@@ -122,7 +124,9 @@ def write_grouplens(data: MovieLensData, folder: Path, layout: str) -> Path:
         codes = {text: i for i, text in enumerate(schema.OCCUPATIONS_1M)}
         (folder / "users.dat").write_text("".join(
             f"{u.user_id}::{'M' if u.user_gender else 'F'}::{int(u.bucketized_user_age)}::"
-            f"{codes.get(schema.OCCUPATIONS[u.user_occupation_label], 0)}::{u.user_zip_code}\n"
+            # 100k-style occupation texts fall back to their TFDS label's 1m code (lossy, like real data)
+            f"{codes.get(u.user_occupation_text, codes.get(schema.OCCUPATIONS[u.user_occupation_label], 0))}::"
+            f"{u.user_zip_code}\n"
             for u in users.itertuples()))
         (folder / "ratings.dat").write_text("".join(
             f"{r.user_id}::{r.movie_id}::{int(r.user_rating)}::{r.timestamp}\n" for r in ratings.itertuples()))

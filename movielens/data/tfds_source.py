@@ -44,8 +44,11 @@ def load(variant: str, cache_dir: Path) -> MovieLensData:
     if not prepared and not host_reachable():
         raise TfdsUnavailableError(
             f"TFDS has no prepared {ratings_name} in {data_dir} and {GROUPLENS_HOST[0]} is unreachable")
-    ratings = tfds.as_dataframe(tfds.load(ratings_name, split="train", data_dir=str(data_dir)))
-    movies = tfds.as_dataframe(tfds.load(movies_name, split="train", data_dir=str(data_dir)))
+    try:
+        ratings = tfds.as_dataframe(tfds.load(ratings_name, split="train", data_dir=str(data_dir)))
+        movies = tfds.as_dataframe(tfds.load(movies_name, split="train", data_dir=str(data_dir)))
+    except Exception as error:  # noqa: BLE001 - download/extract errors of many kinds
+        raise TfdsUnavailableError(f"TFDS could not provide {ratings_name}: {type(error).__name__}: {error}") from error
     for frame in (ratings, movies):
         for column in frame.columns:
             if frame[column].dtype == object and len(frame) and isinstance(frame[column].iloc[0], bytes):

@@ -1,0 +1,35 @@
+"""Shared benchmark plumbing: result files, markdown tables, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from movielens.io import atomic_write_json
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, object]:
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def write_results(name: str, payload: dict) -> Path:
+    path = atomic_write_json(RESULTS_DIR / f"{name}.json", {"machine": machine(), **payload})
+    print(f"\nresults written to {path}")
+    return path
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

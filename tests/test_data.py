@@ -1,0 +1,346 @@
+"""The data layer: loaders per layout, the schema, the cache, sources and their errors, splits."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import run as run_cli
+from movielens.data import (
+    DataUnavailableError,
+    cache,
+    grouplens,
+    leave_last_out_split,
+    load_movielens,
+    make_split,
+    random_split,
+    rating_columns,
+    registry_copy,
+    schema,
+    temporal_split,
+    tfds_source,
+)
+from movielens.data.synthetic import LATIN1_TITLES, write_grouplens
+from movielens.data.table import MovieLensData
+
+LAYOUT_VARIANT = {"100k": "100k", "1m": "1m", "latest-small": "latest-small"}
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No GroupLens host and no registry: only local files and the cache can serve."""
+    monkeypatch.setattr(tfds_source, "host_reachable", lambda *a, **k: False)
+
+    def no_registry(cache_dir):
+        raise registry_copy.RegistryUnavailableError("registry disabled in this test")
+
+    monkeypatch.setattr(registry_copy, "fetch", no_registry)
+
+
+def _written(synthetic, tmp_path, layout, synthetic_1m=None):
+    data, _ = synthetic_1m if layout == "1m" and synthetic_1m else synthetic
+    folder = write_grouplens(data, tmp_path / f"ml-{layout}", layout)
+    return data, folder
+
+
+def _assert_same_ratings(loaded: MovieLensData, expected: MovieLensData):
+    columns = [c for c in rating_columns(loaded.variant) if c in expected.ratings.columns]
+    pd.testing.assert_frame_equal(loaded.ratings[columns].reset_index(drop=True),
+                                  expected.ratings[columns].reset_index(drop=True), check_dtype=False)
+
+
+@pytest.mark.parametrize("layout", ["100k", "1m", "latest-small"])
+def test_each_layout_loads_into_the_tfds_schema(synthetic, synthetic_1m, tmp_path, offline, layout):
+    data, folder = _written(synthetic, tmp_path, layout, synthetic_1m)
+    loaded = load_movielens(LAYOUT_VARIANT[layout], data_dir=folder)
+    assert list(loaded.ratings.columns) == list(rating_columns(layout))
+    for column, dtype in rating_columns(layout).items():
+        values = loaded.ratings[column]
+        if dtype in (np.str_, object):
+            assert values.dtype == object and all(isinstance(v, (str, tuple)) for v in values.iloc[:50])
+        else:
+            assert values.dtype == dtype, column
+    assert len(loaded.ratings) == len(data.ratings)
+    assert loaded.ratings["user_id"].nunique() == data.ratings["user_id"].nunique()
+    assert len(loaded.movies) == len(data.movies)
+    # latin-1 titles decode to the same text, genres map to the same TFDS labels
+    assert set(loaded.movies["movie_title"]) == set(data.movies["movie_title"])
+    assert any(LATIN1_TITLES[0] in t for t in loaded.movies["movie_title"])
+    _assert_same_ratings(loaded, data)
+    assert list(loaded.movies["movie_genres"]) == list(data.movies["movie_genres"])
+
+
+def test_1m_occupations_and_children_genre_follow_tfds(tmp_path, offline):
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "movies.dat").write_bytes("1::Amélie (2001)::Children's|Comedy\n".encode("latin-1"))
+    (folder / "users.dat").write_text("7::F::25::4::55455\n8::M::1::10::02139\n")
+    (folder / "ratings.dat").write_text("7::1::5::978300760\n8::1::3::978300761\n")
+    data = load_movielens("1m", data_dir=folder)
+    row = data.ratings.iloc[0]
+    assert row["movie_title"] == "Amélie (2001)"
+    assert row["movie_genres"] == (schema.GENRE_INDEX["Children"], schema.GENRE_INDEX["Comedy"])
+    assert row["user_occupation_text"] == "college/grad student"
+    assert row["user_occupation_label"] == schema.OCCUPATION_INDEX["student"]
+    assert data.ratings.iloc[1]["user_occupation_text"] == "K-12 student"
+    assert row["bucketized_user_age"] == 25.0 and not row["user_gender"]
+
+
+@pytest.mark.parametrize("how", ["variant_zip", "parent_with_zip", "parent_with_folder"])
+def test_data_dir_forms(synthetic, tmp_path, offline, how):
+    data, folder = _written(synthetic, tmp_path / "src", "100k")
+    parent = tmp_path / "user"
+    parent.mkdir()
+    if how == "parent_with_folder":
+        shutil.copytree(folder, parent / "ml-100k")
+        target = parent
+    else:
+        archive = parent / "ml-100k.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for file in folder.iterdir():
+                zf.write(file, f"ml-100k/{file.name}")
+        target = archive if how == "variant_zip" else parent
+    loaded = load_movielens("100k", data_dir=target)
+    _assert_same_ratings(loaded, data)
+
+
+def test_cache_round_trip_does_not_reparse(synthetic, tmp_path, offline, monkeypatch):
+    data, folder = _written(synthetic, tmp_path, "1m")
+    first = load_movielens("1m", data_dir=folder)
+    monkeypatch.setattr(grouplens, "load_grouplens", lambda *a: pytest.fail("reparsed despite the cache"))
+    second = load_movielens("1m", data_dir=folder)
+    pd.testing.assert_frame_equal(first.ratings, second.ratings)
+    pd.testing.assert_frame_equal(first.movies, second.movies)
+    assert second.source == first.source
+
+
+def test_rebuild_data_forces_a_reparse(synthetic, tmp_path, offline, monkeypatch):
+    _, folder = _written(synthetic, tmp_path, "100k")
+    load_movielens("100k", data_dir=folder)
+    calls = []
+    original = grouplens.load_grouplens
+    monkeypatch.setattr(grouplens, "load_grouplens", lambda *a: calls.append(1) or original(*a))
+    load_movielens("100k", data_dir=folder, rebuild=True)
+    assert calls == [1]
+
+
+def test_changed_files_get_a_new_cache_entry(synthetic, tmp_path, offline):
+    _, folder = _written(synthetic, tmp_path, "100k")
+    assert len(load_movielens("100k", data_dir=folder).ratings) == len(synthetic[0].ratings)
+    lines = (folder / "u.data").read_text().splitlines()[:100]
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    assert len(load_movielens("100k", data_dir=folder).ratings) == 100
+
+
+@pytest.mark.parametrize("damage", ["meta_garbled", "meta_missing", "shard_truncated", "counts_wrong"])
+def test_corrupt_cache_is_detected_and_rebuilt(synthetic, tmp_path, offline, damage):
+    data, folder = _written(synthetic, tmp_path, "100k")
+    load_movielens("100k", data_dir=folder)
+    entry = next((tmp_path / "datasets" / "processed").iterdir())
+    if damage == "meta_garbled":
+        (entry / "meta.json").write_text('{"schema_versi')
+    elif damage == "meta_missing":
+        (entry / "meta.json").unlink()
+    elif damage == "counts_wrong":
+        meta = (entry / "meta.json").read_text().replace(f'"ratings": {len(data.ratings)}', '"ratings": 7')
+        (entry / "meta.json").write_text(meta)
+    else:
+        shard = max((p for p in (entry / "ratings").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+        shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(cache.CorruptCacheError):
+        cache.read(tmp_path / "datasets", "100k", entry.name.split("-", 1)[1].rsplit("-s", 1)[0])
+    reloaded = load_movielens("100k", data_dir=folder)
+    _assert_same_ratings(reloaded, data)
+    assert cache.read(tmp_path / "datasets", "100k", entry.name.split("-", 1)[1].rsplit("-s", 1)[0]) is not None
+
+
+def test_unknown_variant_and_source_list_the_valid_ones():
+    with pytest.raises(ValueError, match="valid variants: 100k, 1m, 20m, 25m, latest-small"):
+        load_movielens("10m")
+    with pytest.raises(ValueError, match="valid sources"):
+        load_movielens("100k", source="kaggle")
+    with pytest.raises(ValueError, match="only has ML-100K"):
+        load_movielens("1m", source="registry")
+
+
+def test_missing_files_fail_fast_with_instructions(tmp_path, offline):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    started = time.perf_counter()
+    with pytest.raises(DataUnavailableError) as error:
+        load_movielens("1m", data_dir=empty)
+    message = str(error.value)
+    assert "local files" in message and "tfds" in message and "ml-1m.zip" in message and "--data_dir" in message
+    assert time.perf_counter() - started < 15
+    with pytest.raises(DataUnavailableError, match="registry"):
+        load_movielens("100k")
+
+
+def test_a_folder_missing_one_file_names_it(synthetic, tmp_path, offline):
+    _, folder = _written(synthetic, tmp_path, "1m")
+    (folder / "users.dat").unlink()
+    with pytest.raises(DataUnavailableError, match="lacks users.dat"):
+        load_movielens("1m", data_dir=folder, source="auto")
+
+
+def test_a_corrupt_zip_is_a_clear_error(tmp_path, offline):
+    bad = tmp_path / "ml-100k.zip"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DataUnavailableError, match="not a readable zip"):
+        load_movielens("100k", data_dir=bad)
+
+
+def test_registry_wheel_with_wrong_hash_is_refused(tmp_path, monkeypatch):
+    def fake_pip(command, **kwargs):
+        dest = Path(command[command.index("--dest") + 1])
+        (dest / registry_copy.WHEEL).write_bytes(b"tampered")
+        return type("Result", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(registry_copy.subprocess, "run", fake_pip)
+    with pytest.raises(registry_copy.RegistryUnavailableError, match="refusing it"):
+        registry_copy.fetch(tmp_path)
+    assert not (tmp_path / "registry" / "recbole-1.2.1-ml-100k").exists()
+
+
+@pytest.mark.slow
+def test_registry_copy_of_ml100k(monkeypatch):
+    """Downloads recbole 1.2.1 from PyPI (the path `make experiment` takes on a fresh machine)."""
+    monkeypatch.setattr(tfds_source, "host_reachable", lambda *a, **k: False)
+    try:
+        data = load_movielens("100k", source="registry")
+    except DataUnavailableError as error:  # pragma: no cover - only without PyPI
+        pytest.skip(f"PyPI unreachable: {error}")
+    assert data.source == "registry:recbole==1.2.1"
+    assert (len(data.ratings), data.ratings["user_id"].nunique(), len(data.movies)) == (100_000, 943, 1_682)
+    assert list(data.ratings.columns) == list(rating_columns("100k"))
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_registry_titles_match_the_original_u_item(shared_datasets, monkeypatch):
+    monkeypatch.setattr(tfds_source, "host_reachable", lambda *a, **k: False)
+    try:
+        registry = load_movielens("100k", source="registry")
+    except DataUnavailableError as error:  # pragma: no cover
+        pytest.skip(f"PyPI unreachable: {error}")
+    original = load_movielens("100k", data_dir=shared_datasets)
+    merged = registry.movies.merge(original.movies, on="movie_id", suffixes=("_registry", "_original"))
+    assert len(merged) == 1682
+    mismatched = merged[merged["movie_title_registry"] != merged["movie_title_original"]]
+    assert mismatched.empty, mismatched[["movie_id", "movie_title_registry", "movie_title_original"]]
+    assert (merged["movie_genres_registry"] == merged["movie_genres_original"]).all()
+    _assert_same_ratings(registry, original)
+
+
+@pytest.mark.real_data
+def test_real_ml100k_counts(shared_datasets, offline):
+    data = load_movielens("100k", data_dir=shared_datasets)
+    assert (len(data.ratings), data.ratings["user_id"].nunique(), len(data.movies)) == (100_000, 943, 1_682)
+    assert data.ratings["movie_id"].nunique() == 1_682
+    toy = data.movies.set_index("movie_id").loc["1"]
+    assert toy["movie_title"] == "Toy Story (1995)"
+    assert [schema.GENRES[g] for g in toy["movie_genres"]] == ["Animation", "Children", "Comedy"]
+
+
+@pytest.mark.real_data
+def test_real_ml1m_half_counts(shared_datasets, offline):
+    data = load_movielens("1m", data_dir=shared_datasets / "ml-1m-half")
+    assert (len(data.ratings), data.ratings["user_id"].nunique(), len(data.movies)) == (487_650, 2_999, 3_883)
+    assert data.ratings["movie_id"].nunique() == 3_615
+
+
+# ---------------------------------------------------------------- splits
+
+
+def _keys(frame):
+    return set(zip(frame["user_id"], frame["movie_id"], frame["timestamp"]))
+
+
+def test_random_split_is_seeded_disjoint_and_sized(synthetic):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    assert split.validation_is_test and split.validation is split.test
+    assert len(split.train) == int(0.8 * len(data.ratings)) and len(split.train) + len(split.test) == len(data.ratings)
+    assert not _keys(split.train) & _keys(split.test)
+    again = random_split(data, (0.8, 0.2), seed=42)
+    pd.testing.assert_frame_equal(split.train, again.train)
+    other = random_split(data, (0.8, 0.2), seed=7)
+    assert not split.train.equals(other.train)
+    three = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    assert not three.validation_is_test
+    parts = [_keys(three.train), _keys(three.validation), _keys(three.test)]
+    assert sum(map(len, parts)) == len(data.ratings) and not (parts[0] & parts[1] or parts[1] & parts[2])
+
+
+def test_vocabulary_is_fitted_on_train_only(synthetic):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    assert set(split.vocabulary.movie_ids) == set(split.train["movie_id"])
+    assert set(split.vocabulary.user_ids) == set(split.train["user_id"])
+    codes = split.vocabulary.encode_movies(["no-such-movie", split.vocabulary.movie_ids[0]])
+    assert codes.tolist() == [0, 1]
+
+
+def test_temporal_split_never_trains_on_the_future(synthetic):
+    data, _ = synthetic
+    # put many ratings on the cutoff second: they must all land on the same (later) side
+    data = MovieLensData(data.variant, data.source, data.ratings.copy(), data.movies)
+    cutoff = int(np.quantile(data.ratings["timestamp"], 0.8))
+    data.ratings.loc[data.ratings.index[::7], "timestamp"] = cutoff
+    split = temporal_split(data, (0.8, 0.1, 0.1))
+    assert split.train["timestamp"].max() < split.validation["timestamp"].min()
+    assert split.validation["timestamp"].max() < split.test["timestamp"].min()
+    assert len(split.train) + len(split.validation) + len(split.test) == len(data.ratings)
+    assert 0.6 < len(split.train) / len(data.ratings) < 0.9
+
+
+def test_leave_last_out_picks_the_last_two_by_time():
+    ratings = pd.DataFrame({
+        "user_id": ["1", "1", "1", "1", "2", "2", "3", "3", "3"],
+        "movie_id": ["a", "b", "c", "d", "a", "b", "x", "y", "z"],
+        "timestamp": [40, 10, 30, 20, 5, 6, 7, 7, 7],  # user 3: ties keep file order
+        "user_rating": np.ones(9, np.float32),
+    })
+    data = MovieLensData("latest-small", "test", ratings, pd.DataFrame())
+    split = leave_last_out_split(data)
+    assert dict(zip(split.test["user_id"], split.test["movie_id"])) == {"1": "a", "3": "z"}
+    assert dict(zip(split.validation["user_id"], split.validation["movie_id"])) == {"1": "c", "3": "y"}
+    assert sorted(split.train["movie_id"]) == ["a", "b", "b", "d", "x"]  # user 2 has < 3 ratings: all train
+    assert not split.validation_is_test
+
+
+def test_split_arguments_are_checked(synthetic):
+    data, _ = synthetic
+    with pytest.raises(ValueError, match="valid splits"):
+        make_split(data, "by_genre")
+    with pytest.raises(ValueError, match="fractions"):
+        make_split(data, "random", (0.5, 0.2))
+    with pytest.raises(ValueError, match="no fractions"):
+        make_split(data, "leave_last_out", (0.8, 0.2))
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_data_summary_cli_end_to_end(synthetic, tmp_path, offline, capsys):
+    _, folder = _written(synthetic, tmp_path, "1m")
+    assert run_cli.main(["--model", "data_summary", "--dataset", "1m", "--data_dir", str(folder),
+                         "--split", "leave_last_out"]) == 0
+    out = capsys.readouterr().out
+    assert '"ratings": 900' in out and "leave_last_out split" in out
+
+
+def test_cli_bad_input_is_one_line_not_a_traceback(tmp_path, offline, capsys):
+    assert run_cli.main(["--model", "data_summary", "--dataset", "1m", "--data_dir", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not load MovieLens 1m") and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        run_cli.main(["--model", "data_summary", "--dataset", "5m"])
+    with pytest.raises(SystemExit):
+        run_cli.main(["--model", "no_such_model"])

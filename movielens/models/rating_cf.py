@@ -1,0 +1,114 @@
+"""Embedding collaborative filtering for rating prediction (fastai's `EmbeddingDotBias` in tf.keras).
+
+    rating(u, m) = lo + (hi - lo) * sigmoid(<p_u, q_m> + b_u + b_m + b_0)
+
+with user and movie vectors p, q of size `n_factors`, per-user and per-movie
+biases b_u, b_m and a global offset b_0 started at the logit of the training
+mean. Index 0 is the vocabulary's "unknown id" slot: its vector and bias are
+masked to zero, so an unknown user gets the movie's bias-only prediction and an
+unknown pair the global mean (not a random untrained vector).
+
+Weight decay is the Funk-SVD / Surprise form: an L2 penalty on the vectors and
+biases a batch looks up (mean over the batch), i.e. each parameter is decayed in
+proportion to how often it is used, which suits the long-tailed rating counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+
+def logit(fraction: float) -> float:
+    fraction = min(max(fraction, 1e-4), 1 - 1e-4)
+    return math.log(fraction / (1 - fraction))
+
+
+class ScaledSigmoid(tf.keras.layers.Layer):
+    """x [...] -> lo + (hi - lo) * sigmoid(x), the rating range (fastai's `y_range`)."""
+
+    def __init__(self, y_range: tuple[float, float], **kwargs):
+        super().__init__(**kwargs)
+        self.low, self.high = float(y_range[0]), float(y_range[1])
+        if not self.high > self.low:
+            raise ValueError(f"y_range must be (low, high) with high > low, got {y_range}")
+
+    def call(self, x):
+        return self.low + (self.high - self.low) * tf.sigmoid(x)
+
+
+def _normal(stddev: float) -> tf.keras.initializers.Initializer:
+    # One instance per table: a shared unseeded instance would give both tables identical values.
+    return tf.keras.initializers.RandomNormal(stddev=stddev)
+
+
+def known_mask(indices: tf.Tensor) -> tf.Tensor:
+    """indices [B] int -> [B, 1] float, 0.0 for the unknown-id slot 0."""
+    return tf.cast(indices > 0, tf.float32)[:, None]
+
+
+class EmbeddingDotBias(tf.keras.Model):
+    """Dot product of user and movie embeddings plus biases, through a scaled sigmoid.
+
+    Args:
+      num_users, num_movies: vocabulary sizes including the unknown slot 0.
+      n_factors: embedding size d.
+      y_range: (low, high) of the predicted rating.
+      weight_decay: L2 coefficient on the looked-up vectors.
+      bias_decay: L2 coefficient on the looked-up biases.
+      global_mean: training mean rating; b_0 starts at its logit.
+      init_std: standard deviation of the normal embedding initialiser.
+
+    Inputs: {"user": int64 [B], "movie": int64 [B]} (vocabulary indices). Output: ratings [B] float32.
+    """
+
+    def __init__(self, num_users: int, num_movies: int, n_factors: int = 64, y_range=(0.5, 5.5),
+                 weight_decay: float = 0.05, bias_decay: float = 0.01, global_mean: float = 3.5,
+                 init_std: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.weight_decay, self.bias_decay = float(weight_decay), float(bias_decay)
+        self.user_embedding = tf.keras.layers.Embedding(
+            num_users, n_factors, embeddings_initializer=_normal(init_std), name="user_embedding")
+        self.movie_embedding = tf.keras.layers.Embedding(
+            num_movies, n_factors, embeddings_initializer=_normal(init_std), name="movie_embedding")
+        self.user_bias = tf.keras.layers.Embedding(num_users, 1, embeddings_initializer="zeros", name="user_bias")
+        self.movie_bias = tf.keras.layers.Embedding(num_movies, 1, embeddings_initializer="zeros", name="movie_bias")
+        offset = logit((global_mean - y_range[0]) / (y_range[1] - y_range[0]))
+        self.global_bias = tf.Variable(offset, dtype=tf.float32, name="global_bias")
+        self.output_layer = ScaledSigmoid(y_range)
+
+    def logits(self, users: tf.Tensor, movies: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """users, movies [B] int -> pre-sigmoid scores [B]; adds the L2 penalty when training."""
+        user_known, movie_known = known_mask(users), known_mask(movies)
+        p = self.user_embedding(users) * user_known          # [B, d]
+        q = self.movie_embedding(movies) * movie_known       # [B, d]
+        b_u = self.user_bias(users) * user_known              # [B, 1]
+        b_m = self.movie_bias(movies) * movie_known           # [B, 1]
+        if training:
+            self.add_loss(self.weight_decay * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
+                          + self.bias_decay * tf.reduce_mean(tf.squeeze(b_u * b_u + b_m * b_m, axis=1)))
+        return tf.reduce_sum(p * q, axis=1) + tf.squeeze(b_u + b_m, axis=1) + self.global_bias
+
+    def call(self, inputs, training=False):
+        return self.output_layer(self.logits(inputs["user"], inputs["movie"], training=training))
+
+    # Exported tables, used by the KNN index and the rating ranking (row i = vocabulary index i).
+    def user_vectors(self):
+        """[num_users, d] with row 0 (unknown) zero."""
+        return _masked_table(self.user_embedding)
+
+    def movie_vectors(self):
+        return _masked_table(self.movie_embedding)
+
+    def user_biases(self):
+        return _masked_table(self.user_bias)[:, 0]
+
+    def movie_biases(self):
+        return _masked_table(self.movie_bias)[:, 0]
+
+
+def _masked_table(layer: tf.keras.layers.Embedding):
+    table = layer.embeddings.numpy().copy()
+    table[0] = 0.0
+    return table

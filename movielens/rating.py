@@ -1,0 +1,505 @@
+"""Training, evaluation and recommenders shared by the rating models (`cf` and `knn`).
+
+Protocol (printed with every result):
+- the split's held-out part is the *test* set and is touched once, after training;
+- early stopping and every tuning decision use a validation part carved out of the
+  training part (`validation_fraction` of it, seeded), unless the split already
+  has a separate validation part (3 fractions, temporal, leave_last_out);
+- the reported RMSE is on the test part: random 90/10 seed 42 by default, or a
+  canonical ML-100K fold (`u1`..`u5`: u{i}.base / u{i}.test).
+
+Ids become vocabulary indices once (`Vocabulary.encode_*`, 0 = unknown); training
+reads in-memory arrays through tf.data with cache/shuffle/batch/prefetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from movielens import evaluation
+from movielens.config import Config
+from movielens.data.splits import Split, Vocabulary
+from movielens.data.table import MovieLensData
+from movielens.io import CorruptFileError
+from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise
+from movielens.models.rating_cf import EmbeddingDotBias
+from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
+from movielens.recommender import Recommendation, UserHistory
+from movielens.titles import TitleIndex
+
+MODELS = ("cf", "knn")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("one_cycle", "exponential", "constant")
+RANKINGS = ("rating", "cosine")
+FOLDS = tuple(f"u{i}" for i in range(1, 6))
+DEFAULT_RANDOM_FRACTIONS = (0.9, 0.1)
+MONITOR = "val_rmse"
+LIKED_RATING = 4.0  # held-out movies rated this or higher are ranking targets
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingConfig(Config):
+    """Everything that determines a trained rating model (data identity is keyed separately).
+
+    Family defaults come from `default_config(model)`; the CLI overrides single fields.
+    """
+
+    model: str = "cf"
+    n_factors: int = 96
+    hidden_units: tuple[int, ...] = ()          # knn only: hidden dense widths
+    dropout: float = 0.0                       # knn only
+    y_min: float = 0.5
+    y_max: float = 5.5
+    weight_decay: float = 0.05                 # L2 on looked-up embeddings (and knn dense kernels)
+    bias_decay: float = 0.01                   # cf only: L2 on looked-up biases
+    init_std: float = 0.01
+    optimizer: str = "adam"
+    learning_rate: float = 0.01                # peak rate for one_cycle, start rate otherwise
+    schedule: str = "one_cycle"
+    decay_rate: float = 0.8                    # exponential: factor per epoch
+    epochs: int = 30
+    batch_size: int = 1024
+    patience: int = 3                          # evaluations without val RMSE improvement
+    validation_fraction: float = 0.1           # carved out of train when the split has no validation
+    seed: int = 42
+
+    def check(self) -> RatingConfig:
+        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
+        if self.n_factors < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("n_factors, epochs and batch_size must be positive")
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise ValueError(f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
+        if not self.y_max > self.y_min:
+            raise ValueError(f"y_max must exceed y_min, got {self.y_min}..{self.y_max}")
+        return self
+
+
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cf": {},
+    # The article's recipe: concatenation -> 4 dense layers, early stopping with patience 10.
+    "knn": {"n_factors": 32, "hidden_units": (128, 64, 32), "dropout": 0.2, "weight_decay": 1e-4,
+            "init_std": 0.05, "learning_rate": 1e-3, "schedule": "constant", "epochs": 60, "patience": 10},
+}
+
+
+def default_config(model: str = "cf", **overrides) -> RatingConfig:
+    if model not in MODELS:
+        raise ValueError(f"unknown rating model {model!r}; valid: {', '.join(MODELS)}")
+    return RatingConfig(model=model, **FAMILY_DEFAULTS[model]).replace(**overrides).check()
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass
+class EncodedRatings:
+    """Ratings as vocabulary indices. users, movies: [n] int64; ratings: [n] float32."""
+
+    users: np.ndarray
+    movies: np.ndarray
+    ratings: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, vocabulary: Vocabulary) -> EncodedRatings:
+        return cls(vocabulary.encode_users(frame["user_id"]), vocabulary.encode_movies(frame["movie_id"]),
+                   frame["user_rating"].to_numpy(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    def take(self, rows) -> EncodedRatings:
+        return EncodedRatings(self.users[rows], self.movies[rows], self.ratings[rows])
+
+    def inputs(self) -> dict[str, np.ndarray]:
+        return {"user": self.users, "movie": self.movies}
+
+
+@dataclasses.dataclass
+class RatingParts:
+    fit: EncodedRatings         # what gradient steps see
+    validation: EncodedRatings  # early stopping / tuning only
+    test: EncodedRatings        # reported once
+    protocol: str
+
+
+def rating_parts(split: Split, validation_fraction: float, seed: int) -> RatingParts:
+    """Encodes the split; carves a seeded validation part out of train when the split has none."""
+    vocabulary = split.vocabulary
+    train = EncodedRatings.from_frame(split.train, vocabulary)
+    test = EncodedRatings.from_frame(split.test, vocabulary)
+    if split.validation_is_test or len(split.validation) == 0:
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_val = int(round(validation_fraction * len(train)))
+        fit, validation = train.take(np.sort(order[n_val:])), train.take(np.sort(order[:n_val]))
+        protocol = (f"{split.name} split; early stopping on a {validation_fraction:.0%} validation part carved out "
+                    f"of train (seed {seed}); test = the untouched held-out part")
+    else:
+        fit, validation = train, EncodedRatings.from_frame(split.validation, vocabulary)
+        protocol = f"{split.name} split; early stopping on its validation part; test = its test part"
+    return RatingParts(fit, validation, test, protocol)
+
+
+def read_fold(folder: str | Path, fold: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (user_id, movie_id) pairs of ML-100K's canonical u{i}.base / u{i}.test files."""
+    if fold not in FOLDS:
+        raise ValueError(f"unknown fold {fold!r}; valid folds: {', '.join(FOLDS)}")
+    folder = Path(folder)
+    frames = []
+    for part in ("base", "test"):
+        path = folder / f"{fold}.{part}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: --fold needs the ML-100K folder (with u1..u5 files) "
+                                    f"as --data_dir")
+        frames.append(pd.read_csv(path, sep="\t", header=None, names=["user_id", "movie_id", "rating", "ts"],
+                                  dtype=str, usecols=[0, 1]))
+    return frames[0], frames[1]
+
+
+def fold_split(data: MovieLensData, folder: str | Path, fold: str) -> Split:
+    """Split from a canonical ML-100K fold: the rows of `data.ratings` whose (user, movie) pair is listed.
+
+    ML-100K has one rating per (user, movie), so the fold files map 1:1 onto the schema rows;
+    validation_is_test=True tells `rating_parts` to carve validation out of u{i}.base.
+    """
+    base, test = read_fold(folder, fold)
+    keys = data.ratings["user_id"].astype(str) + ":" + data.ratings["movie_id"].astype(str)
+    in_base = keys.isin(base["user_id"] + ":" + base["movie_id"]).to_numpy()
+    in_test = keys.isin(test["user_id"] + ":" + test["movie_id"]).to_numpy()
+    if in_base.sum() != len(base) or in_test.sum() != len(test) or (in_base & in_test).any():
+        raise ValueError(f"{fold}.base/{fold}.test do not match the loaded ratings ({in_base.sum():,}/{len(base):,} "
+                         f"base and {in_test.sum():,}/{len(test):,} test rows found); is --data_dir ML-100K?")
+    train = data.ratings[in_base].reset_index(drop=True)
+    test_frame = data.ratings[in_test].reset_index(drop=True)
+    return Split(fold, train, test_frame, test_frame, Vocabulary.fit(train), validation_is_test=True)
+
+
+def data_key(data: MovieLensData, split: Split, fractions=None, seed: int | None = None) -> dict[str, Any]:
+    """What identifies the training data of a saved model (joins the config in the cache key)."""
+    return {"variant": data.variant, "source": data.source, "ratings": int(len(data.ratings)),
+            "split": split.name, "fractions": list(fractions) if fractions else None, "split_seed": seed,
+            "train": int(len(split.train)), "test": int(len(split.test))}
+
+
+def make_dataset(part: EncodedRatings, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
+    """In-memory arrays -> ({"user": [B], "movie": [B]}, rating [B]) batches."""
+    dataset = tf.data.Dataset.from_tensor_slices((part.inputs(), part.ratings)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """fastai's one-cycle: cosine warm-up from peak/div to peak over `warmup` of the steps, then cosine down
+    to peak/final_div. A function of the optimizer's step, so it resumes exactly from a checkpoint."""
+
+    def __init__(self, peak: float, total_steps: int, warmup: float = 0.25, div: float = 25.0,
+                 final_div: float = 1e4):
+        self.peak, self.total_steps, self.warmup, self.div, self.final_div = peak, total_steps, warmup, div, final_div
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        up = tf.maximum(1.0, self.warmup * self.total_steps)
+        down = tf.maximum(1.0, self.total_steps - up)
+
+        def cosine(start, end, fraction):
+            fraction = tf.clip_by_value(fraction, 0.0, 1.0)
+            return end + (start - end) * (1.0 + tf.cos(np.pi * fraction)) / 2.0
+
+        return tf.where(step < up, cosine(self.peak / self.div, self.peak, step / up),
+                        cosine(self.peak, self.peak / self.final_div, (step - up) / down))
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup": self.warmup, "div": self.div,
+                "final_div": self.final_div}
+
+
+def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float) -> tf.keras.Model:
+    """The (uncompiled) model of `config`, built on a dummy batch so its variables exist."""
+    y_range = (config.y_min, config.y_max)
+    if config.model == "cf":
+        model = EmbeddingDotBias(vocabulary.num_users, vocabulary.num_movies, config.n_factors, y_range,
+                                 config.weight_decay, config.bias_decay, global_mean, config.init_std)
+    else:
+        model = ConcatRatingModel(vocabulary.num_users, vocabulary.num_movies, config.n_factors,
+                                  config.hidden_units, config.dropout, y_range, config.weight_decay, config.init_std)
+    model({"user": tf.zeros([1], tf.int64), "movie": tf.zeros([1], tf.int64)})
+    return model
+
+
+def make_optimizer(config: RatingConfig, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
+    if config.schedule == "one_cycle":
+        rate = OneCycle(config.learning_rate, config.epochs * steps_per_epoch)
+    elif config.schedule == "exponential":
+        rate = tf.keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch,
+                                                              config.decay_rate)
+    else:
+        rate = config.learning_rate
+    if config.optimizer == "adam":
+        return tf.keras.optimizers.Adam(rate)
+    return tf.keras.optimizers.SGD(rate, momentum=0.9)
+
+
+def predict_ratings(model: tf.keras.Model, users: np.ndarray, movies: np.ndarray,
+                    batch_size: int = 65536) -> np.ndarray:
+    """Compiled batched prediction: users, movies [n] -> ratings [n] float32."""
+    predict = getattr(model, "_predict_batch", None)
+    if predict is None:
+        predict = tf.function(lambda u, m: model({"user": u, "movie": m}, training=False), reduce_retracing=True)
+        model._predict_batch = predict
+    users, movies = np.asarray(users, np.int64), np.asarray(movies, np.int64)
+    out = [predict(tf.constant(users[i:i + batch_size]), tf.constant(movies[i:i + batch_size])).numpy()
+           for i in range(0, len(users), batch_size)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+@dataclasses.dataclass
+class TrainedRatingModel:
+    config: RatingConfig
+    model: tf.keras.Model
+    vocabulary: Vocabulary
+    history: dict
+    metrics: dict
+    model_dir: ModelDir
+    loaded: bool = False
+
+    def user_vectors(self) -> np.ndarray:
+        return self.model.user_vectors()
+
+    def movie_vectors(self) -> np.ndarray:
+        return self.model.movie_vectors()
+
+
+def _vocabulary_json(vocabulary: Vocabulary) -> dict:
+    return {"user_ids": [str(u) for u in vocabulary.user_ids], "movie_ids": [str(m) for m in vocabulary.movie_ids]}
+
+
+def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: dict | None = None,
+                  retrain: bool = False, verbose: int = 1) -> TrainedRatingModel:
+    """Loads the model of (config, data) from saved_models/, or trains it (resuming an interrupted run).
+
+    Args:
+      key: data identity for the cache key (default `data_key(data, split)`).
+      verbose: 0 silent, 1 one line per epoch, 2 also Keras progress bars.
+    """
+    config = config.check()
+    key = key or data_key(data, split)
+    model_dir = ModelDir(readable_name(config.model, data.variant, split.name), {"model": config.to_dict(),
+                                                                                 "data": key})
+    parts = rating_parts(split, config.validation_fraction, config.seed)
+    global_mean = float(parts.fit.ratings.mean()) if len(parts.fit) else 3.5
+    if not retrain and model_dir.is_complete():
+        saved = model_dir.read_json("vocabularies.json")
+        vocabulary = Vocabulary(np.asarray(saved["user_ids"], dtype=object),
+                                np.asarray(saved["movie_ids"], dtype=object))
+        if saved != _vocabulary_json(split.vocabulary):
+            raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split; use --retrain")
+        tf.keras.utils.set_random_seed(config.seed)
+        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"])
+        load_weights(model, model_dir.weights_prefix)
+        return TrainedRatingModel(config, model, vocabulary, model_dir.read_json("history.json"),
+                                  model_dir.read_json("metrics.json"), model_dir, loaded=True)
+
+    model_dir.start(retrain)
+    model_dir.write_json("vocabularies.json", _vocabulary_json(split.vocabulary))
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(config, split.vocabulary, global_mean)
+    steps_per_epoch = max(1, -(-len(parts.fit) // config.batch_size))
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
+    train_ds = make_dataset(parts.fit, config.batch_size, config.seed)
+
+    def evaluate(m):
+        return {MONITOR: evaluation.rmse(predict_ratings(m, parts.validation.users, parts.validation.movies),
+                                         parts.validation.ratings)["rmse"]}
+
+    if verbose:
+        print(f"Training {config.model} ({len(parts.fit):,} ratings, {len(parts.validation):,} validation). "
+              f"{parts.protocol}.", flush=True)
+    started = time.perf_counter()
+    history = _fit(model, train_ds, model_dir, evaluate, config, verbose)
+    fit_seconds = time.perf_counter() - started
+    metrics = test_metrics(model, parts, history)
+    metrics.update(fit_seconds=fit_seconds, fit_mean_rating=global_mean, protocol=parts.protocol)
+    save_weights(model, model_dir.weights_prefix)
+    model_dir.finish(history, metrics)
+    return TrainedRatingModel(config, model, split.vocabulary, history, metrics, model_dir)
+
+
+def _fit(model, train_ds, model_dir, evaluate, config, verbose):
+    from movielens.training import fit_resumable
+
+    # verbose 1 -> Keras' one line per epoch (+ the validation line); 2 -> progress bars.
+    return fit_resumable(model, train_ds, epochs=config.epochs, checkpoint_dir=model_dir.checkpoint_dir,
+                         evaluate=evaluate, monitor=MONITOR, mode="min", patience=config.patience,
+                         restore_best=True, verbose={0: 0, 1: 2}.get(verbose, 1))
+
+
+def test_metrics(model: tf.keras.Model, parts: RatingParts, history: dict) -> dict[str, Any]:
+    """Test MSE/RMSE/MAE, the global-mean baseline on the same rows, and training facts."""
+    predictions = predict_ratings(model, parts.test.users, parts.test.movies)
+    scores = {f"test_{k}": v for k, v in evaluation.rmse(predictions, parts.test.ratings).items()}
+    baseline = np.full(len(parts.test), parts.fit.ratings.mean())
+    scores["test_rmse_global_mean"] = evaluation.rmse(baseline, parts.test.ratings)["rmse"]
+    val = [v for v in history.get(MONITOR, []) if v is not None]
+    scores.update(val_rmse=min(val) if val else None, best_epoch=history.get("best_epoch"),
+                  epochs_trained=len(history.get("epoch", [])), n_fit=len(parts.fit),
+                  n_validation=len(parts.validation), n_test=len(parts.test),
+                  test_unknown_users=int((parts.test.users == 0).sum()),
+                  test_unknown_movies=int((parts.test.movies == 0).sum()))
+    return scores
+
+
+# ------------------------------------------------------------------------------------------- ranking
+
+
+def score_matrix(trained: TrainedRatingModel, rank_by: str, users: np.ndarray | None = None) -> np.ndarray:
+    """Scores of every known movie for the given users (vocabulary indices; default all known users).
+
+    Returns [n_users, n_movies - 1]: column j is movie index j + 1 (the unknown slot is not a candidate).
+    rank_by "cosine": cosine of user and movie vectors (the KNN index); "rating": predicted rating
+    (for cf, dot + biases, the logit of the predicted rating, which orders movies identically).
+    """
+    if rank_by not in RANKINGS:
+        raise ValueError(f"unknown ranking {rank_by!r}; valid: {', '.join(RANKINGS)}")
+    users = np.arange(1, trained.vocabulary.num_users) if users is None else np.asarray(users, np.int64)
+    movies = np.arange(1, trained.vocabulary.num_movies)
+    if rank_by == "cosine":
+        return l2_normalise(trained.user_vectors()[users]) @ l2_normalise(trained.movie_vectors()[movies]).T
+    if isinstance(trained.model, EmbeddingDotBias):
+        m = trained.model
+        return (m.user_vectors()[users] @ m.movie_vectors()[movies].T + m.user_biases()[users, None]
+                + m.movie_biases()[None, movies])
+    grid_users = np.repeat(users, len(movies))
+    grid_movies = np.tile(movies, len(users))
+    return predict_ratings(trained.model, grid_users, grid_movies).reshape(len(users), len(movies))
+
+
+def liked_centroid_scores(trained: TrainedRatingModel, train: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+    """Item-based KNN: cosine of each movie to the mean unit vector of the user's 4+ training movies.
+
+    Stays inside the movie table, so it is valid for the concatenation model too. [n_users, n_movies - 1].
+    """
+    vocabulary = trained.vocabulary
+    movies = l2_normalise(trained.movie_vectors()[1:])
+    liked = train[train["user_rating"] >= LIKED_RATING]
+    rows = pd.Index(users).get_indexer(vocabulary.encode_users(liked["user_id"]))
+    cols = vocabulary.encode_movies(liked["movie_id"]) - 1
+    keep = (rows >= 0) & (cols >= 0)
+    profile = np.zeros((len(users), movies.shape[1]), np.float32)
+    np.add.at(profile, rows[keep], movies[cols[keep]])
+    return l2_normalise(profile) @ movies.T
+
+
+def popularity_scores(trained: TrainedRatingModel, train: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+    counts = np.bincount(trained.vocabulary.encode_movies(train["movie_id"]),
+                         minlength=trained.vocabulary.num_movies)[1:].astype(np.float32)
+    return np.broadcast_to(counts, (len(users), len(counts)))
+
+
+def ranking_targets(trained: TrainedRatingModel, split: Split) -> tuple[np.ndarray, evaluation.ItemSets,
+                                                                           evaluation.ItemSets, dict]:
+    """Users with held-out movies rated 4+, their targets and their training movies (column indices)."""
+    vocabulary = trained.vocabulary
+    liked = split.test[split.test["user_rating"] >= LIKED_RATING]
+    users = vocabulary.encode_users(liked["user_id"])
+    movies = vocabulary.encode_movies(liked["movie_id"])
+    known = (users > 0) & (movies > 0)
+    eval_users = np.unique(users[known])
+    row = pd.Index(eval_users)
+    targets = evaluation.ItemSets.from_pairs(row.get_indexer(users[known]), movies[known] - 1, len(eval_users))
+    train_users = vocabulary.encode_users(split.train["user_id"])
+    train_rows = row.get_indexer(train_users)
+    train_movies = vocabulary.encode_movies(split.train["movie_id"]) - 1
+    ok = (train_rows >= 0) & (train_movies >= 0)
+    seen = evaluation.ItemSets.from_pairs(train_rows[ok], train_movies[ok], len(eval_users))
+    info = {"liked_test_ratings": int(len(liked)), "targets_unknown_dropped": int((~known).sum())}
+    return eval_users, targets, seen, info
+
+
+def ranking_metrics(scores: np.ndarray, targets: evaluation.ItemSets, seen: evaluation.ItemSets,
+                    k: int = 10) -> dict[str, float]:
+    """Recall@k / NDCG@k over all known movies, the user's training movies excluded."""
+    top = evaluation.top_k(evaluation.exclude_seen(scores, seen), k)
+    return evaluation.recall_ndcg_at_k(top, targets, ks=(k,))
+
+
+# ------------------------------------------------------------------------------------------ recommender
+
+
+class UnknownMovieError(KeyError):
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class EmbeddingRecommender:
+    """Recommendations from a trained rating model.
+
+    Args:
+      trained: the model and its vocabulary.
+      data: for titles (the whole catalogue).
+      train: the training ratings (seen movies, valid user ids).
+      rank_by: "rating" (predicted rating) or "cosine" (KNN index over the embeddings).
+      backend: index backend for cosine queries ("auto", "brute_force", "scann").
+    """
+
+    def __init__(self, trained: TrainedRatingModel, data: MovieLensData, train: pd.DataFrame,
+                 rank_by: str = "rating", backend: str = "auto"):
+        if rank_by not in RANKINGS:
+            raise ValueError(f"unknown ranking {rank_by!r}; valid: {', '.join(RANKINGS)}")
+        self.trained, self.rank_by = trained, rank_by
+        self.history = UserHistory(train)
+        self.movie_ids = np.asarray(trained.vocabulary.movie_ids, dtype=object)  # column j = index j + 1
+        self.titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
+        self.title_index = TitleIndex(data.movies["movie_id"], data.movies["movie_title"])
+        self.index = CosineIndex(self.movie_ids, trained.movie_vectors()[1:], backend=backend)
+
+    def _user_index(self, user_id) -> int:
+        key = self.history.check_user(user_id)
+        index = int(self.trained.vocabulary.encode_users([key])[0])
+        if index == 0:  # in the history but not the vocabulary cannot happen with one split; be explicit
+            raise KeyError(f"user {key!r} has no embedding")
+        return index
+
+    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
+        user = self._user_index(user_id)
+        seen = set(self.history.seen_movies(user_id)) if exclude_seen else set()
+        if self.rank_by == "cosine":
+            scores, ids = self.index.query(self.trained.user_vectors()[user][None], k, exclude=[seen])
+            return [Recommendation(m, self.titles[m], float(s)) for m, s in zip(ids[0], scores[0])]
+        scores = score_matrix(self.trained, "rating", np.array([user]))[0]
+        if seen:
+            scores[self.trained.vocabulary.encode_movies(list(seen)) - 1] = -np.inf
+        top = evaluation.top_k(scores[None], k)[0]
+        top = top[np.isfinite(scores[top])]
+        if isinstance(self.trained.model, EmbeddingDotBias):  # report the rating, not the logit
+            ratings = predict_ratings(self.trained.model, np.full(len(top), user), top + 1)
+        else:
+            ratings = scores[top]
+        return [Recommendation(str(self.movie_ids[j]), self.titles[self.movie_ids[j]], float(r))
+                for j, r in zip(top, ratings)]
+
+    def movie_id(self, title: str) -> str:
+        """Title -> movie id with an embedding (UnknownTitleError lists closest titles)."""
+        movie_id = self.title_index.lookup(title)
+        if int(self.trained.vocabulary.encode_movies([movie_id])[0]) == 0:
+            raise UnknownMovieError(f"{self.titles[movie_id]!r} has no training ratings, so no embedding")
+        return movie_id
+
+    def similar_to(self, title: str, k: int = 10) -> tuple[str, list[Recommendation]]:
+        """The k movies whose embeddings are closest (cosine) to the title's, itself excluded."""
+        movie_id = self.movie_id(title)
+        vector = self.trained.movie_vectors()[self.trained.vocabulary.encode_movies([movie_id])[0]]
+        scores, ids = self.index.query(vector[None], k, exclude=[{movie_id}])
+        return movie_id, [Recommendation(m, self.titles[m], float(s)) for m, s in zip(ids[0], scores[0])]

@@ -1,0 +1,218 @@
+"""Embedding CF rating model: recovers planted ratings and biases, saves/loads, canonical folds, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments import recommend as recommend_cli
+from experiments import run as run_cli
+from movielens import embedding_plot, evaluation, rating
+from movielens.data.splits import random_split
+from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
+from movielens.recommender import UserHistory
+from tests.contract import RecommenderContract
+
+# Planted structure strong enough to learn in a few seconds: 4 taste clusters (+1 star in cluster),
+# user biases N(0, 0.5), movie biases N(0, 0.4), noise 0.3.
+SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
+FAST = {"epochs": 40, "batch_size": 256, "learning_rate": 0.02, "patience": 5, "n_factors": 16,
+        "weight_decay": 0.01, "bias_decay": 0.0005}
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """(data, truth, split, trained cf model) trained once for the module, in its own saved_models/."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
+        data, truth = synthetic_movielens(SPEC)
+        split = random_split(data, (0.8, 0.2), seed=42)
+        trained = rating.train_or_load(rating.default_config("cf", **FAST), data, split, verbose=0)
+        yield data, truth, split, trained
+
+
+def _truth_for(frame: pd.DataFrame, truth) -> np.ndarray:
+    users = frame["user_id"].astype(int).to_numpy() - 1
+    movies = frame["movie_id"].astype(int).to_numpy() - 1
+    return truth.expected_rating[users, movies]
+
+
+def test_cf_recovers_planted_ratings_better_than_the_global_mean(planted):
+    data, truth, split, trained = planted
+    m = trained.metrics
+    assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"], m
+    # Against the noiseless planted rating the model is much closer than the mean is.
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    predicted = rating.predict_ratings(trained.model, test.users, test.movies)
+    expected = np.clip(_truth_for(split.test, truth), 1, 5)
+    model_error = evaluation.rmse(predicted, expected)["rmse"]
+    mean_error = evaluation.rmse(np.full(len(expected), split.train["user_rating"].mean()), expected)["rmse"]
+    assert model_error < 0.6 * mean_error, (model_error, mean_error)
+    # Early stopping used the carved-out validation part, not the test part.
+    assert m["n_validation"] == round(0.1 * len(split.train)) and m["n_test"] == len(split.test)
+    assert m["best_epoch"] is not None and m["val_rmse"] == min(v for v in trained.history["val_rmse"] if v)
+
+
+def test_biases_learn_per_user_offsets(planted):
+    _, truth, _, trained = planted
+    users = trained.vocabulary.user_ids.astype(int) - 1
+    learned = trained.model.user_biases()[1:]
+    assert np.corrcoef(learned, truth.user_bias[users])[0, 1] > 0.8
+    movies = trained.vocabulary.movie_ids.astype(int) - 1
+    assert np.corrcoef(trained.model.movie_biases()[1:], truth.movie_bias[movies])[0, 1] > 0.6
+
+
+def test_unknown_ids_predict_from_biases_and_global_mean(planted):
+    _, _, split, trained = planted
+    model = trained.model
+    global_rating = rating.predict_ratings(model, np.array([0]), np.array([0]))[0]
+    assert abs(global_rating - split.train["user_rating"].mean()) < 0.35
+    # An unknown user gets each movie's bias-only prediction: it still orders movies by their bias.
+    movies = np.arange(1, trained.vocabulary.num_movies)
+    for_unknown = rating.predict_ratings(model, np.zeros_like(movies), movies)
+    assert np.corrcoef(for_unknown, model.movie_biases()[1:])[0, 1] > 0.99
+
+
+def test_save_and_load_give_identical_predictions(planted, monkeypatch, tmp_path):
+    data, _, split, trained = planted
+    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
+    loaded = rating.train_or_load(trained.config, data, split, verbose=0)
+    assert loaded.loaded and loaded.metrics == trained.metrics
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
+                                  rating.predict_ratings(trained.model, test.users, test.movies))
+
+
+def test_rating_ranking_matches_predicted_ratings(planted):
+    _, _, split, trained = planted
+    user = trained.vocabulary.encode_users([split.train["user_id"].iloc[0]])
+    scores = rating.score_matrix(trained, "rating", user)[0]
+    movies = np.arange(1, trained.vocabulary.num_movies)
+    ratings = rating.predict_ratings(trained.model, np.repeat(user, len(movies)), movies)
+    assert np.array_equal(np.argsort(-scores, kind="stable")[:10], np.argsort(-ratings, kind="stable")[:10])
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="valid: cf, knn"):
+        rating.default_config("svd")
+    with pytest.raises(ValueError, match="valid: one_cycle"):
+        rating.default_config("cf", schedule="warm")
+    with pytest.raises(ValueError, match="unknown RatingConfig keys"):
+        rating.default_config("cf", factors=3)
+    config = rating.default_config("knn")
+    assert config.patience == 10 and len(config.hidden_units) == 3
+    assert rating.RatingConfig.from_dict(config.to_dict()) == config
+
+
+def test_one_cycle_warms_up_then_anneals():
+    schedule = rating.OneCycle(0.01, total_steps=100)
+    rates = np.array([float(schedule(step)) for step in range(101)])
+    assert rates[0] == pytest.approx(0.01 / 25, rel=1e-5) and rates[25] == pytest.approx(0.01, rel=1e-5)
+    assert np.all(np.diff(rates[:26]) > 0) and np.all(np.diff(rates[25:]) < 0)
+    assert rates[100] == pytest.approx(0.01 / 1e4, rel=1e-3)
+
+
+def test_fold_split_reads_canonical_files(tmp_path):
+    data, _ = synthetic_movielens(SyntheticSpec())
+    folder = write_grouplens(data, tmp_path / "ml-100k", "100k")
+    ratings = data.ratings
+    test_rows = np.arange(len(ratings)) % 5 == 0
+    for part, rows in (("base", ~test_rows), ("test", test_rows)):
+        frame = ratings[rows]
+        (folder / f"u1.{part}").write_text("".join(f"{u}\t{m}\t{int(r)}\t{t}\n" for u, m, r, t in zip(
+            frame["user_id"], frame["movie_id"], frame["user_rating"], frame["timestamp"])))
+    split = rating.fold_split(data, folder, "u1")
+    assert len(split.test) == test_rows.sum() and len(split.train) == (~test_rows).sum()
+    assert split.validation_is_test and split.name == "u1"
+    pd.testing.assert_frame_equal(split.test, ratings[test_rows].reset_index(drop=True))
+    with pytest.raises(ValueError, match="valid folds: u1, u2"):
+        rating.fold_split(data, folder, "u9")
+    with pytest.raises(FileNotFoundError, match="u2.base"):
+        rating.fold_split(data, folder, "u2")
+    (folder / "u1.test").write_text("999\t1\t5\t0\n")
+    with pytest.raises(ValueError, match="do not match"):
+        rating.fold_split(data, folder, "u1")
+
+
+def test_embedding_plot_pca_and_html(planted, tmp_path):
+    data, truth, split, trained = planted
+    xy = embedding_plot.pca_2d(np.c_[np.arange(10.0), np.zeros(10), np.arange(10.0) * 0.01])
+    assert np.allclose(xy[:, 1], 0, atol=1e-9) and np.all(np.diff(xy[:, 0]) > 0)
+    for colour in embedding_plot.COLOURS:
+        figure = embedding_plot.embedding_figure(trained.vocabulary.movie_ids, trained.movie_vectors()[1:],
+                                                 data.movies, split.train, colour)
+        path = embedding_plot.write_embedding_plot(figure, f"test-{colour}", tmp_path)
+        html = path.read_text()
+        assert "plotly" in html and "Matrix, The" in html and len(html) > 1_000_000  # plotly.js inlined
+    with pytest.raises(ValueError, match="valid: pca, tsne"):
+        embedding_plot.project(np.zeros((3, 2)), "umap")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def data_folder(tmp_path):
+    data, _ = synthetic_movielens(SPEC)
+    return data, write_grouplens(data, tmp_path / "ml-100k", "100k")
+
+
+CLI_FAST = ["--epochs", "4", "--batch_size", "512", "--n_factors", "8", "--quiet"]
+
+
+def test_cli_trains_then_loads_and_recommends(data_folder, capsys, isolated_caches):
+    data, folder = data_folder
+    args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
+    assert run_cli.main([*args, "--ranking", "--plot"]) == 0
+    out = capsys.readouterr().out
+    assert "saved to" in out and "test MSE" in out and "carved out of train" in out
+    assert "Recall@10" in out and "cosine" in out
+    assert list((isolated_caches / "reports").glob("embeddings-cf-100k-pca-rating.html"))
+    assert run_cli.main(args) == 0
+    assert "loaded from" in capsys.readouterr().out
+
+    assert recommend_cli.main([*args, "--user_id", "7", "--k", "5"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+    assert len(lines) == 5
+    history = UserHistory(random_split(data, (0.9, 0.1), seed=42).train)
+    seen_titles = set(data.movies.set_index("movie_id").loc[history.seen_movies("7"), "movie_title"])
+    assert not any(line.split(". ", 1)[1].rsplit("  [", 1)[0] in seen_titles for line in lines)
+
+    assert recommend_cli.main([*args, "--similar_to", "the matrix"]) == 0
+    out = capsys.readouterr().out
+    assert "most similar to Matrix, The" in out and out.count("\n") == 11
+
+
+def test_cli_bad_input_is_one_clear_error(data_folder, capsys):
+    _, folder = data_folder
+    args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
+    assert recommend_cli.main([*args, "--user_id", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown user id '99999'") and "valid ids are 1..240" in err
+    assert recommend_cli.main([*args, "--similar_to", "Matrx"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown title 'Matrx'" in err and "Matrix, The" in err
+    assert run_cli.main([*args, "--fold", "u1"]) == 2
+    assert "no u1.base" in capsys.readouterr().err
+    assert run_cli.main([*args, "--validation_fraction", "0.7"]) == 2
+    assert "validation_fraction" in capsys.readouterr().err
+
+
+@pytest.mark.real_data
+def test_real_fold_files_map_onto_ml100k(shared_datasets):
+    from movielens.data import load_movielens
+
+    data = load_movielens("100k", data_dir=shared_datasets)
+    split = rating.fold_split(data, shared_datasets / "ml-100k", "u1")
+    assert (len(split.train), len(split.test)) == (80_000, 20_000)
+
+
+class TestCFContract(RecommenderContract):
+    def build(self, data, split, tmp_path, reload=False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
+            config = rating.default_config("cf", epochs=3, n_factors=8, batch_size=128)
+            trained = rating.train_or_load(config, data, split, verbose=0)
+            assert trained.loaded == reload
+        return rating.EmbeddingRecommender(trained, data, split.train, rank_by="rating")

@@ -1,0 +1,213 @@
+"""Two-tower model, trainer, evaluation, recommendations and export on the synthetic fixture (seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from movielens.data.splits import random_split
+from movielens.features import OPTIONAL_FEATURES
+from movielens.models.two_tower import InBatchSoftmax
+from movielens.recommender import UserHistory
+from movielens.retrieval import (
+    TOP_KS,
+    UserQueries,
+    candidate_embeddings,
+    evaluate_factorized_top_k,
+    evaluate_top_k,
+    query_embeddings,
+)
+from movielens.trainer import MovieLensTrainer, encode_examples
+from tests.contract import RecommenderContract
+
+FAST = dict(batch_size=64, learning_rate=0.1, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def trained_id_only(synthetic, tmp_path_factory):
+    """An id-only model trained long enough to learn the planted clusters (shared by several tests)."""
+    data, truth = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    trainer = MovieLensTrainer(data, split, num_epochs=8, layer_sizes=(), additional_feature_sets=[["None"]],
+                               models_root=tmp_path_factory.mktemp("models"), **FAST)
+    models, histories = trainer.train_all_models()
+    return data, truth, split, models["id_only"], histories["id_only"]
+
+
+@pytest.mark.parametrize("feature", OPTIONAL_FEATURES)
+def test_every_feature_builds_and_trains_an_epoch(synthetic, tmp_path, feature):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    trainer = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(16,), additional_feature_sets=[[feature]],
+                               constant_movie_length=True, models_root=tmp_path, **FAST)
+    models, histories = trainer.train_all_models()
+    trained = models[feature]
+    assert trained.features == (feature,) and not trained.loaded
+    assert np.isfinite(histories[feature]["loss"][0])
+    assert 0 <= trained.metrics["test_top_10_accuracy"] <= 1 and trained.metrics["users_evaluated"] > 0
+    names = [layer.name for tower in (trained.model.query_tower, trained.model.candidate_tower)
+             for layer in tower.layers]
+    assert feature in names  # the feature really has its own encoder in its tower
+    files = {p.name for p in trained.model_dir.path.iterdir()}
+    assert {"config.json", "history.json", "metrics.json", "weights", "complete"} <= files
+
+
+def test_in_batch_softmax_equals_the_retrieval_default_loss():
+    scores = tf.random.stateless_normal([7, 7], seed=[1, 2])
+    labels = tf.eye(7)
+    default = tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=tf.keras.losses.Reduction.SUM)
+    assert float(InBatchSoftmax()(labels, scores)) == pytest.approx(float(default(labels, scores)), rel=1e-6)
+    weights = tf.constant([1.0, 0, 2, 1, 1, 0.5, 1])
+    assert float(InBatchSoftmax()(labels, scores, weights)) == pytest.approx(
+        float(default(labels, scores, sample_weight=weights)), rel=1e-6)
+
+
+def test_model_learns_the_planted_clusters(trained_id_only):
+    data, truth, split, trained, history = trained_id_only
+    assert history["loss"][-1] < history["loss"][0]
+    recommender = trained.recommender()
+    in_cluster = []
+    for user in UserHistory(split.train).user_ids[:30]:
+        recs = recommender.recommend(user, k=5, exclude_seen=False)  # users rated most of their cluster
+        movie_clusters = truth.movie_cluster[[int(r.movie_id) - 1 for r in recs]]
+        in_cluster.append(np.mean(movie_clusters == truth.user_cluster[int(user) - 1]))
+    assert np.mean(in_cluster) > 0.7  # 4 clusters: chance is 0.25
+
+
+def test_fast_evaluation_equals_factorized_top_k(trained_id_only):
+    _, _, split, trained, history = trained_id_only
+    examples = encode_examples(split.test, split, trained.tables)
+    fast = evaluate_top_k(trained.model, examples, trained.tables.num_candidates)
+    reference = evaluate_factorized_top_k(trained.model, examples, trained.tables.num_candidates)
+    assert set(fast) == {f"val_top_{k}_accuracy" for k in TOP_KS}
+    for key in fast:
+        assert fast[key] == pytest.approx(reference[key], abs=1e-6)
+    assert history["val_top_10_accuracy"][-1] == pytest.approx(fast["val_top_10_accuracy"])  # validation = test
+
+
+def test_recommendations_are_the_highest_unseen_scores(trained_id_only):
+    data, _, split, trained, _ = trained_id_only
+    recommender = trained.recommender()
+    tables = trained.tables
+    candidates = candidate_embeddings(trained.model, tables.num_candidates)
+    queries = UserQueries(split.train, split.vocabulary)
+    history = UserHistory(split.train)
+    for user in history.user_ids[:5]:
+        query = query_embeddings(trained.model, *queries.inputs([user]))[0]
+        scores = candidates @ query
+        seen = set(history.seen_movies(user))
+        eligible = [r for r in range(tables.num_candidates)
+                    if tables.movie_vocab_index[r] > 0 and tables.movie_ids[r] not in seen]
+        best = sorted(eligible, key=lambda r: -scores[r])[:5]
+        recs = recommender.recommend(user, k=5)
+        assert [r.movie_id for r in recs] == [tables.movie_ids[r] for r in best]
+        assert [r.score for r in recs] == pytest.approx([scores[r] for r in best], rel=1e-5)
+        titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
+        assert [r.movie_title for r in recs] == [titles[r.movie_id] for r in recs]
+        with_seen = recommender.recommend(user, k=len(eligible) + len(seen), exclude_seen=False)
+        assert seen <= {r.movie_id for r in with_seen}
+
+
+def test_cached_model_is_loaded_not_retrained(trained_id_only, tmp_path_factory, capsys):
+    data, _, split, trained, _ = trained_id_only
+    root = trained.model_dir.path.parent
+    again = MovieLensTrainer(data, split, num_epochs=8, layer_sizes=(), additional_feature_sets=[["None"]],
+                             models_root=root, batch_size=64, learning_rate=0.1, verbose=1)
+    loaded = again.train_model(())
+    assert loaded.loaded and "loaded from" in capsys.readouterr().out
+    assert loaded.history == json.loads(json.dumps(trained.history))
+    user = UserHistory(split.train).user_ids[0]
+    assert [r.movie_id for r in loaded.recommender().recommend(user)] == \
+        [r.movie_id for r in trained.recommender().recommend(user)]
+    different = MovieLensTrainer(data, split, num_epochs=2, layer_sizes=(), additional_feature_sets=[["None"]],
+                                 models_root=root, **FAST).train_model(())
+    assert not different.loaded and different.model_dir.path != trained.model_dir.path
+
+
+def test_training_resumes_after_an_interruption(synthetic, tmp_path, monkeypatch, capsys):
+    import movielens.trainer as trainer_module
+
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    original = trainer_module.fit_resumable
+
+    class Interrupt(tf.keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:  # epoch 1 finished and was checkpointed
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, "fit_resumable",
+                        lambda *a, **kw: original(*a, callbacks=[Interrupt()], **kw))
+    make = lambda: MovieLensTrainer(data, split, num_epochs=3, layer_sizes=(8,),  # noqa: E731
+                                    additional_feature_sets=[["timestamp"]], models_root=tmp_path, **FAST)
+    with pytest.raises(KeyboardInterrupt):
+        make().train_model(["timestamp"])
+    folder = next(tmp_path.iterdir())
+    assert not (folder / "complete").exists() and (folder / "checkpoint" / "last" / "state.json").is_file()
+    monkeypatch.setattr(trainer_module, "fit_resumable", original)
+    resumed = make().train_model(["timestamp"])
+    assert "Resuming from epoch 1" in capsys.readouterr().out
+    assert resumed.history["epoch"] == [1, 2, 3] and not resumed.loaded
+    assert (folder / "complete").is_file() and not (folder / "checkpoint").exists()
+
+
+@pytest.mark.slow  # a fresh Python process imports TensorFlow
+def test_export_is_queried_without_this_package(trained_id_only, tmp_path):
+    _, _, split, trained, _ = trained_id_only
+    path = trained.export(tmp_path / "export", k=5)
+    users = UserHistory(split.train).user_ids[:3]
+    queries = UserQueries(split.train, split.vocabulary)
+    timestamps = [int(queries.timestamp[list(queries.user_ids).index(u)]) for u in users]
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "assert 'movielens' not in sys.modules\n"
+        f"m = tf.saved_model.load({str(path)!r})\n"
+        f"out = m.signatures['serving_default'](user_id=tf.constant({list(users)!r}), "
+        f"timestamp=tf.constant({timestamps!r}, tf.int64))\n"
+        "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}, default=lambda b: b.decode()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    recommender = trained.recommender()
+    for i, user in enumerate(users):
+        expected = recommender.recommend(user, k=5, exclude_seen=False)
+        assert out["titles"][i] == [r.movie_title for r in expected]
+        assert out["movie_ids"][i] == [r.movie_id for r in expected]
+        assert out["scores"][i] == pytest.approx([r.score for r in expected], rel=1e-4, abs=1e-5)
+
+
+def test_bad_inputs_are_clear_errors(synthetic, tmp_path):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    with pytest.raises(ValueError, match="valid features"):
+        MovieLensTrainer(data, split, additional_feature_sets=[["timestamp", "colour"]], models_root=tmp_path)
+    with pytest.raises(ValueError, match="num_epochs must be >= 1"):
+        MovieLensTrainer(data, split, num_epochs=0, models_root=tmp_path)
+    with pytest.raises(ValueError, match="valid optimizers: adagrad"):
+        MovieLensTrainer(data, split, optimizer="lion", models_root=tmp_path)
+    with pytest.raises(ValueError, match="give --layer_sizes"):
+        MovieLensTrainer(data, split, layer_sizes=(), additional_feature_sets=[["timestamp"]],
+                         models_root=tmp_path, **FAST).train_all_models()
+    trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(8,), models_root=tmp_path,
+                               **FAST).train_model(())
+    with pytest.raises(KeyError, match=r"unknown user id '999'.*valid ids are 1\.\.60"):
+        trained.recommender().recommend("999")
+
+
+class TestTwoTowerContract(RecommenderContract):
+    def build(self, data, split, tmp_path, reload=False):
+        trainer = MovieLensTrainer(data, split, num_epochs=2, layer_sizes=(16,),
+                                   additional_feature_sets=[["timestamp", "movie_genres"]],
+                                   models_root=tmp_path / "models", **FAST)
+        trained = trainer.train_model(["timestamp", "movie_genres"])
+        assert trained.loaded == reload
+        return trained.recommender()

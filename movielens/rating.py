@@ -29,13 +29,13 @@ from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
 from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise
-from movielens.models.rating_cf import EmbeddingDotBias
+from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix
 from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
 from movielens.recommender import Recommendation, UserHistory
 from movielens.titles import TitleIndex
 
 MODELS = ("cf", "knn")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("one_cycle", "exponential", "constant")
 RANKINGS = ("rating", "cosine")
 FOLDS = tuple(f"u{i}" for i in range(1, 6))
@@ -59,8 +59,10 @@ class RatingConfig(Config):
     y_max: float = 5.5
     weight_decay: float = 0.05                 # L2 on looked-up embeddings (and knn dense kernels)
     bias_decay: float = 0.01                   # cf only: L2 on looked-up biases
+    implicit: bool = False                     # cf only: SVD++ implicit-feedback term on the user vector
     init_std: float = 0.01
     optimizer: str = "adam"
+    decoupled_decay: float = 0.0               # adamw only: fastai-style weight decay on all weights each step
     learning_rate: float = 0.01                # peak rate for one_cycle, start rate otherwise
     schedule: str = "one_cycle"
     decay_rate: float = 0.8                    # exponential: factor per epoch
@@ -226,12 +228,19 @@ class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
                 "final_div": self.final_div}
 
 
-def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float) -> tf.keras.Model:
-    """The (uncompiled) model of `config`, built on a dummy batch so its variables exist."""
+def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float,
+                fit: EncodedRatings | None = None) -> tf.keras.Model:
+    """The (uncompiled) model of `config`, built on a dummy batch so its variables exist.
+
+    `fit` (the fitting ratings) is needed for the implicit-feedback term only.
+    """
     y_range = (config.y_min, config.y_max)
     if config.model == "cf":
+        implicit = None
+        if config.implicit:
+            implicit = implicit_matrix(fit.users, fit.movies, vocabulary.num_users, vocabulary.num_movies)
         model = EmbeddingDotBias(vocabulary.num_users, vocabulary.num_movies, config.n_factors, y_range,
-                                 config.weight_decay, config.bias_decay, global_mean, config.init_std)
+                                 config.weight_decay, config.bias_decay, global_mean, config.init_std, implicit)
     else:
         model = ConcatRatingModel(vocabulary.num_users, vocabulary.num_movies, config.n_factors,
                                   config.hidden_units, config.dropout, y_range, config.weight_decay, config.init_std)
@@ -249,6 +258,8 @@ def make_optimizer(config: RatingConfig, steps_per_epoch: int) -> tf.keras.optim
         rate = config.learning_rate
     if config.optimizer == "adam":
         return tf.keras.optimizers.Adam(rate)
+    if config.optimizer == "adamw":
+        return tf.keras.optimizers.AdamW(rate, weight_decay=config.decoupled_decay)
     return tf.keras.optimizers.SGD(rate, momentum=0.9)
 
 
@@ -307,7 +318,7 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
         if saved != _vocabulary_json(split.vocabulary):
             raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split; use --retrain")
         tf.keras.utils.set_random_seed(config.seed)
-        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"])
+        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], parts.fit)
         load_weights(model, model_dir.weights_prefix)
         return TrainedRatingModel(config, model, vocabulary, model_dir.read_json("history.json"),
                                   model_dir.read_json("metrics.json"), model_dir, loaded=True)
@@ -315,7 +326,7 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
     model_dir.start(retrain)
     model_dir.write_json("vocabularies.json", _vocabulary_json(split.vocabulary))
     tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(config, split.vocabulary, global_mean)
+    model = build_model(config, split.vocabulary, global_mean, parts.fit)
     steps_per_epoch = max(1, -(-len(parts.fit) // config.batch_size))
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
     train_ds = make_dataset(parts.fit, config.batch_size, config.seed)

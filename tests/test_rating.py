@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
@@ -216,3 +217,30 @@ class TestCFContract(RecommenderContract):
             trained = rating.train_or_load(config, data, split, verbose=0)
             assert trained.loaded == reload
         return rating.EmbeddingRecommender(trained, data, split.train, rank_by="rating")
+
+
+def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
+    """SVD++ term: the user vector gains |N(u)|^-1/2 sum y_j over the user's fitting movies."""
+    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
+    data, _ = synthetic_movielens(SPEC)
+    split = random_split(data, (0.8, 0.2), seed=42)
+    config = rating.default_config("cf", **{**FAST, "epochs": 15}, implicit=True)
+    trained = rating.train_or_load(config, data, split, verbose=0)
+    assert trained.metrics["test_rmse"] < 0.8 * trained.metrics["test_rmse_global_mean"]
+    model = trained.model
+    offsets = model._implicit_offsets().numpy()
+    np.testing.assert_allclose(trained.user_vectors()[1:], model.user_vectors()[1:])
+    np.testing.assert_allclose(trained.user_vectors()[1:] - offsets[1:], model.user_embedding.embeddings.numpy()[1:],
+                               atol=1e-6)
+    # Row u of the implicit matrix: 1/sqrt(|N(u)|) on exactly the movies u rated in the fitting part.
+    parts = rating.rating_parts(split, config.validation_fraction, config.seed)
+    dense = tf.sparse.to_dense(model.implicit).numpy()
+    user = int(parts.fit.users[0])
+    rated = np.unique(parts.fit.movies[parts.fit.users == user])
+    assert set(np.flatnonzero(dense[user])) == set(rated)
+    np.testing.assert_allclose(dense[user, rated], 1 / np.sqrt(len(rated)), rtol=1e-6)
+    loaded = rating.train_or_load(config, data, split, verbose=0)
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    assert loaded.loaded
+    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
+                                  rating.predict_ratings(model, test.users, test.movies))

@@ -11,6 +11,11 @@ unknown pair the global mean (not a random untrained vector).
 Weight decay is the Funk-SVD / Surprise form: an L2 penalty on the vectors and
 biases a batch looks up (mean over the batch), i.e. each parameter is decayed in
 proportion to how often it is used, which suits the long-tailed rating counts.
+
+Optional implicit feedback (SVD++, Koren 2008): the user vector becomes
+p_u + |N(u)|^-1/2 * sum_{j in N(u)} y_j over the movies N(u) the user rated in the
+*fitting* data (which movies, not how), so every rating a user gave informs the
+user vector through shared movie factors y.
 """
 
 from __future__ import annotations
@@ -59,15 +64,23 @@ class EmbeddingDotBias(tf.keras.Model):
       bias_decay: L2 coefficient on the looked-up biases.
       global_mean: training mean rating; b_0 starts at its logit.
       init_std: standard deviation of the normal embedding initialiser.
+      implicit: optional [num_users, num_movies] tf.SparseTensor, row u = |N(u)|^-1/2 on the movies u
+        rated (see `implicit_matrix`); None is the plain dot-product model.
 
     Inputs: {"user": int64 [B], "movie": int64 [B]} (vocabulary indices). Output: ratings [B] float32.
     """
 
     def __init__(self, num_users: int, num_movies: int, n_factors: int = 64, y_range=(0.5, 5.5),
                  weight_decay: float = 0.05, bias_decay: float = 0.01, global_mean: float = 3.5,
-                 init_std: float = 0.01, **kwargs):
+                 init_std: float = 0.01, implicit: tf.SparseTensor | None = None, **kwargs):
         super().__init__(**kwargs)
         self.weight_decay, self.bias_decay = float(weight_decay), float(bias_decay)
+        self.implicit = implicit
+        self.implicit_embedding = None
+        if implicit is not None:
+            self.implicit_embedding = tf.keras.layers.Embedding(
+                num_movies, n_factors, embeddings_initializer=_normal(init_std), name="implicit_embedding")
+            self.implicit_embedding.build((None,))  # its table is read whole, never through __call__
         self.user_embedding = tf.keras.layers.Embedding(
             num_users, n_factors, embeddings_initializer=_normal(init_std), name="user_embedding")
         self.movie_embedding = tf.keras.layers.Embedding(
@@ -85,18 +98,30 @@ class EmbeddingDotBias(tf.keras.Model):
         q = self.movie_embedding(movies) * movie_known       # [B, d]
         b_u = self.user_bias(users) * user_known              # [B, 1]
         b_m = self.movie_bias(movies) * movie_known           # [B, 1]
+        penalty = tf.reduce_sum(p * p + q * q, axis=1)
+        if self.implicit is not None:
+            implicit = tf.gather(self._implicit_offsets(), users) * user_known  # [B, d]
+            penalty += tf.reduce_sum(implicit * implicit, axis=1)
+            p = p + implicit
         if training:
-            self.add_loss(self.weight_decay * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
+            self.add_loss(self.weight_decay * tf.reduce_mean(penalty)
                           + self.bias_decay * tf.reduce_mean(tf.squeeze(b_u * b_u + b_m * b_m, axis=1)))
         return tf.reduce_sum(p * q, axis=1) + tf.squeeze(b_u + b_m, axis=1) + self.global_bias
 
     def call(self, inputs, training=False):
         return self.output_layer(self.logits(inputs["user"], inputs["movie"], training=training))
 
+    def _implicit_offsets(self) -> tf.Tensor:
+        """[num_users, d]: |N(u)|^-1/2 sum_j y_j for every user (one sparse matmul; cheap at MovieLens sizes)."""
+        return tf.sparse.sparse_dense_matmul(self.implicit, self.implicit_embedding.embeddings)
+
     # Exported tables, used by the KNN index and the rating ranking (row i = vocabulary index i).
     def user_vectors(self):
-        """[num_users, d] with row 0 (unknown) zero."""
-        return _masked_table(self.user_embedding)
+        """[num_users, d] with row 0 (unknown) zero: the vector the dot product uses (p_u [+ implicit])."""
+        table = _masked_table(self.user_embedding)
+        if self.implicit is not None:
+            table[1:] += self._implicit_offsets().numpy()[1:]
+        return table
 
     def movie_vectors(self):
         return _masked_table(self.movie_embedding)
@@ -106,6 +131,17 @@ class EmbeddingDotBias(tf.keras.Model):
 
     def movie_biases(self):
         return _masked_table(self.movie_bias)[:, 0]
+
+
+def implicit_matrix(users, movies, num_users: int, num_movies: int) -> tf.SparseTensor:
+    """[num_users, num_movies] sparse, row u = |N(u)|^-1/2 at the movies u rated (indices 0 skipped)."""
+    import numpy as np
+
+    pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(movies, np.int64)], axis=1), axis=0)
+    pairs = pairs[(pairs[:, 0] > 0) & (pairs[:, 1] > 0)]
+    counts = np.bincount(pairs[:, 0], minlength=num_users)
+    values = (1.0 / np.sqrt(counts[pairs[:, 0]])).astype(np.float32)
+    return tf.sparse.reorder(tf.SparseTensor(pairs, values, [num_users, num_movies]))
 
 
 def _masked_table(layer: tf.keras.layers.Embedding):

@@ -83,7 +83,7 @@ FEATURES: dict[str, Feature] = {
     )
 }
 OPTIONAL_FEATURES = tuple(name for name, f in FEATURES.items() if not f.always)
-TIMESTAMP_BUCKETS = 100  # quantile buckets of the train timestamps
+TIMESTAMP_BUCKETS = 1000  # quantile buckets of the train timestamps (the tutorial uses 1000 linspace buckets)
 LENGTH_BUCKETS = 20
 TITLE_MAX_TOKENS = 16
 
@@ -226,7 +226,7 @@ def _title_tokens(train_titles: Sequence[str], all_titles: Sequence[str]) -> tup
 
 
 def fit_feature_tables(data, split, features: Sequence[str] = (), movie_minutes: np.ndarray | None = None,
-                       length_summary: str = "") -> FeatureTables:
+                       length_summary: str = "", timestamp_buckets: int = TIMESTAMP_BUCKETS) -> FeatureTables:
     """Fits the tables of `features` on `split.train` (vocabularies, buckets, normalisation).
 
     Args:
@@ -234,6 +234,7 @@ def fit_feature_tables(data, split, features: Sequence[str] = (), movie_minutes:
       split: the split; only its train part and vocabulary are read.
       features: the optional features in use (unused ones get empty placeholder tables).
       movie_minutes: float [n_rows] runtimes aligned with `data.movies` (needed for movie_length).
+      timestamp_buckets: number of quantile buckets of the train timestamps.
     """
     features = validate_feature_set(features, data.variant)
     train, vocabulary, movies = split.train, split.vocabulary, data.movies
@@ -248,7 +249,7 @@ def fit_feature_tables(data, split, features: Sequence[str] = (), movie_minutes:
 
     timestamps = train["timestamp"].to_numpy(np.float64)
     ts_mean, ts_std = _normalise_stats(timestamps)
-    ts_boundaries = _quantile_boundaries(timestamps, TIMESTAMP_BUCKETS)
+    ts_boundaries = _quantile_boundaries(timestamps, timestamp_buckets)
 
     train_rows = np.isin(movie_ids, vocabulary.movie_ids)
     if "movie_title_text" in features:

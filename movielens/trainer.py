@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from movielens.config import Config
 from movielens.features import (
+    TIMESTAMP_BUCKETS,
     FeatureTables,
     feature_set_label,
     fit_feature_tables,
@@ -67,9 +68,10 @@ class TwoTowerConfig(Config):
     seed: int = 42
     validation_freq: int = 1
     constant_movie_length: bool = False
+    timestamp_buckets: int = TIMESTAMP_BUCKETS
 
     def __post_init__(self):
-        for name in ("num_epochs", "embedding_size", "batch_size", "validation_freq"):
+        for name in ("num_epochs", "embedding_size", "batch_size", "validation_freq", "timestamp_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(int(s) < 1 for s in self.layer_sizes):
@@ -164,7 +166,8 @@ class MovieLensTrainer:
                  retrain: bool = False, batch_size: int = 8192, learning_rate: float = 0.1,
                  optimizer: str = "adagrad", seed: int = 42, validation_freq: int = 1, *,
                  movie_length_config=None, constant_movie_length: bool = False,
-                 models_root: str | Path | None = None, jit_compile: bool = False, verbose: int = 2):
+                 models_root: str | Path | None = None, jit_compile: bool = False, verbose: int = 2,
+                 timestamp_buckets: int = TIMESTAMP_BUCKETS):
         self.data, self.split = dataset, split
         self.feature_sets = []
         for names in additional_feature_sets:
@@ -178,7 +181,8 @@ class MovieLensTrainer:
             num_epochs=int(num_epochs), embedding_size=int(embedding_size),
             layer_sizes=tuple(int(s) for s in layer_sizes), batch_size=int(batch_size),
             learning_rate=float(learning_rate), optimizer=str(optimizer).lower(), seed=int(seed),
-            validation_freq=int(validation_freq), constant_movie_length=bool(constant_movie_length))
+            validation_freq=int(validation_freq), constant_movie_length=bool(constant_movie_length),
+            timestamp_buckets=int(timestamp_buckets))
         self.retrain, self.models_root = retrain, models_root
         self.movie_length_config = movie_length_config
         self.jit_compile, self.verbose = jit_compile, verbose
@@ -208,7 +212,8 @@ class MovieLensTrainer:
         features = config.features
         label = feature_set_label(features)
         minutes, length_summary = self._movie_minutes(features)
-        tables = fit_feature_tables(self.data, self.split, features, minutes, length_summary)
+        tables = fit_feature_tables(self.data, self.split, features, minutes, length_summary,
+                                    config.timestamp_buckets)
         model_dir = ModelDir(readable_name(MODEL_FAMILY, label),
                              {"model": config.to_dict(), "data": data_identity(self.data, self.split, minutes)},
                              root=self.models_root)

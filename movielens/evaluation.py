@@ -142,3 +142,55 @@ def rmse(predictions: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
     errors = np.asarray(predictions, np.float64) - np.asarray(ratings, np.float64)
     mse = float(np.mean(errors**2))
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(errors)))}
+
+
+def sample_negatives(seen: ItemSets, targets: np.ndarray, popularity: np.ndarray, n: int = 100,
+                     seed: int = 0) -> np.ndarray:
+    """`n` distinct negatives per row, drawn with probability proportional to `popularity`, never a seen item
+    or the row's target (the sampled protocol of BERT4Rec / SASRec papers).
+
+    Args:
+      seen: per-row items to avoid (e.g. the input history).
+      targets: shape [n_rows] the held-out item of each row.
+      popularity: shape [m] non-negative sampling weights of the m candidate items.
+
+    Returns:
+      int64 [n_rows, n]. Raises ValueError when a row has fewer than `n` eligible items.
+    """
+    popularity = np.asarray(popularity, np.float64)
+    cdf = np.cumsum(popularity)
+    if cdf[-1] <= 0:
+        raise ValueError("popularity weights are all zero")
+    cdf /= cdf[-1]
+    positive = popularity > 0
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(targets), n), np.int64)
+    for row, target in enumerate(np.asarray(targets, np.int64)):
+        excluded = np.zeros(len(popularity), bool)
+        excluded[seen.row(row)] = True
+        excluded[target] = True
+        available = int((positive & ~excluded).sum())
+        if available < n:
+            raise ValueError(f"row {row} has only {available} eligible negatives, {n} needed")
+        chosen: list[int] = []
+        taken = excluded.copy()
+        while len(chosen) < n:  # rejection sampling: a few rounds at most unless popularity is very skewed
+            draws = np.minimum(np.searchsorted(cdf, rng.random(2 * n), side="right"), len(cdf) - 1)
+            for item in draws:
+                if not taken[item]:
+                    taken[item] = True
+                    chosen.append(int(item))
+                    if len(chosen) == n:
+                        break
+        out[row] = chosen
+    return out
+
+
+def sampled_target_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """0-based rank of each target among itself and its sampled negatives (pessimistic ties).
+
+    scores [n, m], targets [n], negatives [n, s] -> [n] int in 0..s.
+    """
+    rows = np.arange(len(targets))
+    target_scores = scores[rows, targets]
+    return (np.take_along_axis(scores, negatives, axis=1) >= target_scores[:, None]).sum(axis=1).astype(np.int64)

@@ -1,0 +1,168 @@
+"""BERT4Rec (Sun et al., CIKM 2019): a bidirectional transformer over a user's movies, trained on masked movies.
+
+Item indices follow `movielens.sequences` (0 padding, 1..n_items movies, n_items + 1
+[MASK]). The output layer scores only the masked positions it is given (gathered
+before the output matmul), so training costs B * P * n_items rather than
+B * L * n_items; "what next?" is the [MASK] appended at the last position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from movielens.config import Config
+from movielens.sequences import PAD, default_max_predictions, mask_token
+
+
+@dataclasses.dataclass(frozen=True)
+class Bert4RecConfig(Config):
+    """Architecture and masking; defaults are the paper's ML-1M settings."""
+
+    max_len: int = 200          # positions (history length incl. the [MASK] at inference)
+    hidden_dim: int = 64
+    num_layers: int = 2
+    num_heads: int = 2
+    ffn_dim: int = 0            # feed-forward width; 0 -> 4 * hidden_dim (the paper)
+    dropout: float = 0.1        # on embeddings, attention weights and block outputs
+    mask_prob: float = 0.2      # share of training items replaced by [MASK]
+    max_predictions: int = 0    # masked positions scored per window; 0 -> mean + 3 sd
+
+    def __post_init__(self):
+        checks = {
+            "max_len >= 2": self.max_len >= 2,
+            "hidden_dim >= 1": self.hidden_dim >= 1,
+            "num_layers >= 1": self.num_layers >= 1,
+            "num_heads >= 1 and divides hidden_dim": self.num_heads >= 1 and self.hidden_dim % self.num_heads == 0,
+            "0 <= dropout < 1": 0.0 <= self.dropout < 1.0,
+            "0 < mask_prob < 1": 0.0 < self.mask_prob < 1.0,
+            "ffn_dim >= 0": self.ffn_dim >= 0,
+            "max_predictions >= 0": self.max_predictions >= 0,
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError(f"invalid Bert4RecConfig ({', '.join(failed)}): {self}")
+
+    @property
+    def predictions_per_window(self) -> int:
+        return self.max_predictions or default_max_predictions(self.max_len, self.mask_prob)
+
+
+class EncoderBlock(tf.keras.layers.Layer):
+    """Post-LN transformer block (as BERT): x = LN(x + MHA(x)); x = LN(x + FFN(x)), GELU feed-forward."""
+
+    def __init__(self, hidden_dim: int, num_heads: int, ffn_dim: int, dropout: float, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, hidden_dim // num_heads, dropout=dropout)
+        self.ffn_in = tf.keras.layers.Dense(ffn_dim, activation="gelu")
+        self.ffn_out = tf.keras.layers.Dense(hidden_dim)
+        self.norm1 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.norm2 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.drop1 = tf.keras.layers.Dropout(dropout)
+        self.drop2 = tf.keras.layers.Dropout(dropout)
+
+    def call(self, x, attention_mask, training=False):
+        """x: float [B, L, H]; attention_mask: bool [B, L, L] (query, key) -> [B, L, H]."""
+        attended = self.attention(x, x, attention_mask=attention_mask, training=training)
+        x = self.norm1(x + self.drop1(attended, training=training))
+        return self.norm2(x + self.drop2(self.ffn_out(self.ffn_in(x)), training=training))
+
+
+class Bert4Rec(tfrs.Model):
+    """BERT4Rec over `n_items` movies.
+
+    Inputs: {"items": int32 [B, L] left-padded item indices with [MASK]s,
+             "positions": int32 [B, P] the positions to score}.
+    Output: logits float [B, P, n_items]; column j scores item index j + 1.
+    """
+
+    def __init__(self, config: Bert4RecConfig, n_items: int, **kwargs):
+        super().__init__(**kwargs)
+        if n_items < 1:
+            raise ValueError("Bert4Rec needs at least one item")
+        self.bert_config, self.n_items = config, n_items
+        hidden = config.hidden_dim
+        self.item_embedding = tf.keras.layers.Embedding(n_items + 2, hidden, name="item_embedding")
+        self.position_embedding = tf.keras.layers.Embedding(config.max_len, hidden, name="position_embedding")
+        self.embedding_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.embedding_dropout = tf.keras.layers.Dropout(config.dropout)
+        self.blocks = [EncoderBlock(hidden, config.num_heads, config.ffn_dim or 4 * hidden, config.dropout,
+                                    name=f"block_{i}") for i in range(config.num_layers)]
+        # The paper's output head: a GELU projection + LayerNorm, then scores tied to the item embeddings.
+        self.head = tf.keras.layers.Dense(hidden, activation="gelu", name="head")
+        self.head_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.output_bias = self.add_weight(name="output_bias", shape=(n_items,), initializer="zeros")
+        self.loss_tracker = tf.keras.metrics.Mean(name="masked_loss")
+
+    def encode(self, items, training=False):
+        """items int32 [B, L] -> hidden states float [B, L, H]."""
+        # Positions count from the end (left padding): the newest item is always max_len - 1, so a
+        # batch trimmed of shared padding computes the same as a full-length one.
+        length = tf.shape(items)[1]
+        positions = tf.range(self.bert_config.max_len - length, self.bert_config.max_len)
+        x = self.item_embedding(items) + self.position_embedding(positions)[None]
+        x = self.embedding_dropout(self.embedding_norm(x), training=training)
+        keys = items != PAD
+        attention_mask = tf.logical_and(keys[:, None, :], tf.ones_like(keys)[:, :, None])
+        for block in self.blocks:
+            x = block(x, attention_mask, training=training)
+        return x
+
+    def call(self, inputs, training=False):
+        hidden = self.encode(inputs["items"], training=training)
+        gathered = tf.gather(hidden, inputs["positions"], batch_dims=1)  # [B, P, H]
+        projected = self.head_norm(self.head(gathered))
+        items = self.item_embedding.embeddings[1 : self.n_items + 1]  # [n_items, H]
+        return tf.einsum("bph,nh->bpn", projected, items) + self.output_bias
+
+    def compute_loss(self, inputs, training=False):
+        """inputs = (features, labels int32 [B, P], weights float [B, P]): mean cross-entropy over masked slots."""
+        features, labels, weights = inputs
+        logits = self(features, training=training)
+        targets = tf.maximum(labels - 1, 0)  # unused slots (PAD) carry weight 0
+        losses = tf.keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+        loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        self.loss_tracker.update_state(loss)
+        return loss
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+    def score_last(self, items):
+        """Scores of every item at the last position (put a [MASK] there): [B, L] -> float [B, n_items]."""
+        batch = tf.shape(items)[0]
+        positions = tf.fill([batch, 1], tf.shape(items)[1] - 1)
+        return self({"items": items, "positions": positions}, training=False)[:, 0, :]
+
+    def next_item_inputs(self, histories: list[np.ndarray]) -> np.ndarray:
+        """Histories (item indices, oldest first) -> int32 [n, max_len]: the last max_len - 1 items + [MASK]."""
+        keep = self.bert_config.max_len - 1
+        out = np.zeros((len(histories), self.bert_config.max_len), np.int32)
+        for row, history in enumerate(histories):
+            tail = np.asarray(history, np.int32)[-keep:] if keep else np.zeros(0, np.int32)
+            out[row, self.bert_config.max_len - 1 - len(tail):-1] = tail
+        out[:, -1] = mask_token(self.n_items)
+        return out
+
+    def score_histories(self, histories: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        """Next-item scores for each history: -> float32 [n, n_items] (column j = item index j + 1)."""
+        inputs = self.next_item_inputs(histories)
+        lengths = (inputs != PAD).sum(axis=1)
+        order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding to compute
+        scores = np.zeros((len(inputs), self.n_items), np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            longest = int(lengths[rows].max())
+            scores[rows] = self.score_last(tf.constant(inputs[rows, inputs.shape[1] - longest:])).numpy()
+        return scores
+
+    def build_variables(self) -> Bert4Rec:
+        """Creates all variables (one dummy call), e.g. before restoring weights."""
+        dummy = np.full((1, self.bert_config.max_len), mask_token(self.n_items), np.int32)
+        self({"items": dummy, "positions": np.zeros((1, 1), np.int32)})
+        return self

@@ -1,0 +1,257 @@
+"""Per-user watch histories as integer sequences, training windows and on-the-fly masking (BERT4Rec).
+
+Item indices (the sequence vocabulary), shared by everything here:
+  0            padding (`PAD`)
+  1..n_items   movies seen in training: index i is `Vocabulary.movie_ids[i - 1]`
+               (the split's training vocabulary, so `Vocabulary.encode_movies` gives them)
+  n_items + 1  the [MASK] token (`mask_token(n_items)`)
+so the item embedding table has `n_items + 2` rows. Sequences are left-padded:
+the most recent movie is always at position `max_len - 1`, which is where the
+[MASK] asking "what next?" goes at inference time.
+
+Leave-last-out (the semantics of `movielens.data.splits.leave_last_out_split`):
+validation predicts the second-to-last movie from everything before it; test
+predicts the last movie from everything before it (the validation movie
+included). Training uses only the training part, cut into windows of at most
+`max_len` movies, and every epoch masks each window afresh (one masked copy per
+window per epoch, never one example per prefix).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from movielens.data.splits import Split, Vocabulary
+
+PAD = 0
+
+
+def mask_token(n_items: int) -> int:
+    return n_items + 1
+
+
+@dataclasses.dataclass
+class UserSequences:
+    """Each user's movies in time order, as item indices (unknown movies dropped).
+
+    Attributes:
+      user_ids: shape [U] str.
+      items: U int32 arrays, oldest first.
+    """
+
+    user_ids: np.ndarray
+    items: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(s) for s in self.items], np.int64)
+
+
+def _time_ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    # Stable sort keeps file order within equal timestamps, as the leave-last-out split does.
+    return frame.sort_values(["user_id", "timestamp"], kind="stable")
+
+
+def build_sequences(frame: pd.DataFrame, vocabulary: Vocabulary, keep_unknown_users: bool = False) -> UserSequences:
+    """Ratings (user_id, movie_id, timestamp) -> time-ordered item-index sequences per user.
+
+    Movies outside `vocabulary` (never rated in training) are dropped; users left with no
+    movies are dropped unless `keep_unknown_users`.
+    """
+    ordered = _time_ordered(frame)
+    items = vocabulary.encode_movies(ordered["movie_id"].to_numpy()).astype(np.int32)
+    users = ordered["user_id"].to_numpy(dtype=object)
+    keep = items != PAD
+    users, items = users[keep], items[keep]
+    if len(users) == 0:
+        return UserSequences(np.zeros(0, object), [])
+    starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
+    return UserSequences(users[starts].astype(object), np.split(items, starts[1:]))
+
+
+def pad_left(histories: list[np.ndarray], length: int) -> np.ndarray:
+    """Keeps the last `length` items of each history, left-padded with PAD: -> int32 [n, length]."""
+    out = np.zeros((len(histories), length), np.int32)
+    for row, history in enumerate(histories):
+        tail = history[-length:] if length else history[:0]
+        if len(tail):
+            out[row, length - len(tail):] = tail
+    return out
+
+
+def training_windows(sequences: UserSequences, max_len: int, stride: int | None = None,
+                     min_length: int = 2) -> np.ndarray:
+    """Cuts each sequence into windows of at most `max_len` items, newest window first.
+
+    Windows end at the last item, then every `stride` items earlier (default `max_len`:
+    non-overlapping); windows shorter than `min_length` carry no context and are skipped.
+
+    Returns:
+      int32 [n_windows, max_len], left-padded.
+    """
+    stride = stride or max_len
+    if stride < 1 or max_len < 2:
+        raise ValueError(f"need max_len >= 2 and stride >= 1, got max_len={max_len}, stride={stride}")
+    windows = []
+    for seq in sequences.items:
+        for end in range(len(seq), 0, -stride):
+            window = seq[max(0, end - max_len):end]
+            if len(window) >= min_length:
+                windows.append(window)
+            if end <= max_len:  # this window already starts at the first item
+                break
+    return pad_left(windows, max_len)
+
+
+def default_max_predictions(max_len: int, mask_prob: float) -> int:
+    """Masked positions kept per window: the mean plus 3 standard deviations (a cap almost never hit)."""
+    mean = max_len * mask_prob
+    return int(min(max_len, np.ceil(mean + 3.0 * np.sqrt(max_len * mask_prob * (1.0 - mask_prob)) + 1)))
+
+
+def mask_batch(items: tf.Tensor, seed: tf.Tensor, mask_prob: float, mask_id: int, max_predictions: int):
+    """Masks a batch of windows: each real item is replaced by [MASK] with probability `mask_prob`.
+
+    Padding is never masked; a window where nothing was drawn gets its last item masked
+    (so every window teaches something); at most `max_predictions` positions are kept
+    per window (the rest stay unmasked), so the output layer only scores masked positions.
+
+    Args:
+      items: int32 [B, L] left-padded windows.
+      seed: int [2] for the stateless random ops (fresh each batch and epoch).
+
+    Returns:
+      (inputs int32 [B, L] with [MASK] at the masked positions,
+       positions int32 [B, P] the masked positions (0 where unused),
+         P = min(max_predictions, L, the most masked positions of a window),
+       labels int32 [B, P] the original items there (PAD where unused),
+       weights float32 [B, P] 1.0 at real predictions, 0.0 at unused slots).
+    """
+    items = tf.convert_to_tensor(items, tf.int32)
+    length = tf.shape(items)[1]
+    valid = items != PAD
+    draw = tf.random.stateless_uniform(tf.shape(items), seed=seed)
+    masked = (draw < mask_prob) & valid
+    is_last = tf.range(length)[None, :] == length - 1
+    nothing = ~tf.reduce_any(masked, axis=1, keepdims=True)
+    masked = masked | (nothing & is_last & valid)
+    # Priority: masked positions first (in random order), so top_k picks up to P of them.
+    priority = tf.where(masked, 2.0 - draw, tf.zeros_like(draw))
+    # P = the most masked positions in any window of this batch (capped): no output work is wasted on
+    # empty slots when a batch holds short windows.
+    most = tf.reduce_max(tf.reduce_sum(tf.cast(masked, tf.int32), axis=1))
+    top = tf.math.top_k(priority, k=tf.minimum(tf.minimum(max_predictions, length), most), sorted=False)
+    positions = tf.cast(top.indices, tf.int32)
+    chosen = top.values > 0.0
+    positions = tf.where(chosen, positions, tf.zeros_like(positions))
+    labels = tf.where(chosen, tf.gather(items, positions, batch_dims=1), tf.zeros_like(positions))
+    weights = tf.cast(chosen, tf.float32)
+    # Only the kept positions are masked in the input.
+    row = tf.repeat(tf.range(tf.shape(items)[0])[:, None], tf.shape(positions)[1], axis=1)
+    indices = tf.stack([tf.boolean_mask(row, chosen), tf.boolean_mask(positions, chosen)], axis=1)
+    kept = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.bool), tf.shape(items))
+    inputs = tf.where(kept, tf.fill(tf.shape(items), tf.constant(mask_id, tf.int32)), items)
+    return inputs, positions, labels, weights
+
+
+def length_bucketed_batches(windows: np.ndarray, batch_size: int, rng: np.random.Generator,
+                            bucket_width: int = 8) -> list[np.ndarray]:
+    """One epoch of batches of similar-length windows, each trimmed to its longest window.
+
+    Most MovieLens histories are far shorter than `max_len`, so trimming the shared left
+    padding roughly halves the work; padding is masked out of attention and positions
+    count from the end, so a trimmed batch computes exactly what the padded one would.
+    Windows are ordered by length bucket with random ties, and batches are shuffled.
+
+    Returns:
+      int32 arrays [<= batch_size, l] (l varies per batch).
+    """
+    lengths = (windows != PAD).sum(axis=1)
+    order = np.lexsort((rng.random(len(windows)), lengths // bucket_width))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    out = []
+    for index in rng.permutation(len(batches)):
+        rows = np.sort(batches[index])
+        longest = int(lengths[rows].max())
+        out.append(windows[rows, windows.shape[1] - longest:])
+    return out
+
+
+def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob: float, max_predictions: int,
+                   seed: int) -> tf.data.Dataset:
+    """tf.data pipeline re-masking every window each epoch.
+
+    Yields ({"items": int32 [B, l], "positions": int32 [B, P]}, labels int32 [B, P], weights float32 [B, P]),
+    l <= max_len varying per batch (length bucketing, see `length_bucketed_batches`).
+    Batch order and the random masking change every epoch, deterministically given
+    `seed` (epoch e uses seed (seed, e) for batching; a `Dataset.random` stream
+    re-randomised per iteration seeds the stateless masking ops).
+    """
+    mask_id = mask_token(n_items)
+    windows = np.ascontiguousarray(windows, np.int32)
+    epoch = [0]
+
+    def _batches():
+        rng = np.random.default_rng([seed, epoch[0]])
+        epoch[0] += 1
+        yield from length_bucketed_batches(windows, batch_size, rng)
+
+    base = tf.data.Dataset.from_generator(_batches, output_signature=tf.TensorSpec([None, None], tf.int32))
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def _mask(items, batch_seed):
+        inputs, positions, labels, weights = mask_batch(items, batch_seed, mask_prob, mask_id, max_predictions)
+        return {"items": inputs, "positions": positions}, labels, weights
+
+    batches = -(-len(windows) // batch_size)
+    dataset = tf.data.Dataset.zip((base, seeds)).map(_mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+@dataclasses.dataclass
+class NextItemTask:
+    """Predict one held-out movie per user from their history.
+
+    Attributes:
+      user_ids: shape [U] str.
+      histories: U int32 arrays (item indices, oldest first): the model input, and
+        the movies excluded from the ranking.
+      targets: int64 [U] the held-out item index; PAD (0) when the movie was never
+        rated in training (the model cannot rank it: counted as a miss).
+    """
+
+    user_ids: np.ndarray
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_ids)
+
+
+def leave_last_out_tasks(split: Split) -> tuple[NextItemTask, NextItemTask]:
+    """(validation, test) next-item tasks of a leave-last-out split (see module docstring)."""
+    if split.name != "leave_last_out":
+        raise ValueError(f"next-item evaluation needs the leave_last_out split, got {split.name!r}")
+    vocabulary = split.vocabulary
+    train = build_sequences(split.train, vocabulary)
+    history = dict(zip(train.user_ids, train.items))
+    validation_item = dict(zip(split.validation["user_id"], vocabulary.encode_movies(split.validation["movie_id"])))
+    tasks = []
+    for part, with_validation in ((split.validation, False), (split.test, True)):
+        part = _time_ordered(part)
+        users = part["user_id"].to_numpy(dtype=object)
+        targets = vocabulary.encode_movies(part["movie_id"].to_numpy()).astype(np.int64)
+        histories = []
+        for user in users:
+            seq = history.get(user, np.zeros(0, np.int32))
+            if with_validation and validation_item.get(user, PAD) != PAD:
+                seq = np.r_[seq, validation_item[user]].astype(np.int32)
+            histories.append(seq)
+        tasks.append(NextItemTask(users, histories, targets))
+    return tasks[0], tasks[1]

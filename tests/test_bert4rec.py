@@ -1,0 +1,190 @@
+"""BERT4Rec: learning a planted sequence pattern, next-item evaluation, caching, titles, contract, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from movielens import evaluation
+from movielens.bert4rec_trainer import (
+    Bert4RecRecommender,
+    Bert4RecTrainingConfig,
+    WarmupConstant,
+    load_trained,
+    next_item_metrics,
+    next_item_ranks,
+    train_bert4rec,
+)
+from movielens.data.splits import leave_last_out_split
+from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
+from movielens.recommender import UserHistory
+from movielens.sequences import NextItemTask, UserSequences, masked_dataset, training_windows
+from movielens.titles import UnknownTitleError
+from tests.contract import RecommenderContract
+
+TINY = Bert4RecConfig(max_len=16, hidden_dim=16, num_layers=1, num_heads=2, dropout=0.0)
+TINY_TRAINING = Bert4RecTrainingConfig(batch_size=32, epochs=2, evaluate_every=1, patience=2, warmup_steps=0,
+                                       learning_rate=5e-3)
+
+
+def test_config_rejects_bad_values_and_unknown_keys():
+    with pytest.raises(ValueError, match="num_heads"):
+        Bert4RecConfig(hidden_dim=10, num_heads=3)
+    with pytest.raises(ValueError, match="mask_prob"):
+        Bert4RecConfig(mask_prob=1.5)
+    with pytest.raises(ValueError, match="unknown Bert4RecConfig keys"):
+        Bert4RecConfig.from_dict({"hidden": 3})
+    with pytest.raises(ValueError, match="batch_size"):
+        Bert4RecTrainingConfig(batch_size=0)
+    assert Bert4RecConfig() == Bert4RecConfig.from_dict(Bert4RecConfig().to_dict())
+    defaults = Bert4RecConfig()
+    assert (defaults.max_len, defaults.hidden_dim, defaults.num_layers, defaults.num_heads, defaults.mask_prob,
+            defaults.dropout) == (200, 64, 2, 2, 0.2, 0.1)
+
+
+def test_trimmed_padding_gives_the_same_scores():
+    """Positions count from the end, so a left-padded batch scores as its trimmed version."""
+    model = Bert4Rec(TINY, n_items=30).build_variables()
+    histories = [np.array([3, 4, 5], np.int32), np.array([7, 8, 9, 10, 11, 12], np.int32)]
+    trimmed = model.score_histories(histories)
+    full = np.concatenate([model.score_last(tf.constant(model.next_item_inputs([h]))).numpy() for h in histories])
+    np.testing.assert_allclose(trimmed, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_learns_a_deterministic_sequence_to_near_perfect_hr_at_1():
+    """Every user walks the catalogue cyclically (item i is followed by i + 1): next-item is fully determined."""
+    n_items, length = 20, 10
+    rng = np.random.default_rng(0)
+    starts, lengths = rng.integers(0, n_items, 300), rng.integers(4, length + 1, 300)
+    sequences = [((s + np.arange(n)) % n_items + 1).astype(np.int32) for s, n in zip(starts, lengths)]
+    train = UserSequences(np.arange(len(sequences)).astype(str).astype(object), sequences)
+    config = Bert4RecConfig(max_len=12, hidden_dim=32, num_layers=1, num_heads=2, dropout=0.0, mask_prob=0.3)
+    windows = training_windows(train, config.max_len)
+    dataset = masked_dataset(windows, n_items, 32, config.mask_prob, config.predictions_per_window, seed=1)
+    model = Bert4Rec(config, n_items).build_variables()
+    model.compile(optimizer=tf.keras.optimizers.Adam(WarmupConstant(1e-2, 20)))
+    model.fit(dataset, epochs=30, verbose=0)
+    test_starts = rng.integers(0, n_items, 100)
+    histories = [((s + np.arange(6)) % n_items + 1).astype(np.int32) for s in test_starts]
+    targets = np.array([(s + 6) % n_items + 1 for s in test_starts], np.int64)
+    metrics = next_item_metrics(model, NextItemTask(test_starts.astype(str), histories, targets))
+    assert metrics["hr@1"] >= 0.95, metrics
+    assert 0.9 <= metrics["mrr"] <= 1.0
+
+
+class _FixedScores:
+    """Stands in for a model: item j + 1 scores `scores[j]` for every history."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, np.float32)
+        self.n_items = len(self.scores)
+
+    def score_histories(self, histories, batch_size=256):
+        return np.tile(self.scores, (len(histories), 1))
+
+
+def test_evaluation_excludes_the_history_and_ranks_the_target():
+    model = _FixedScores([0.9, 0.8, 0.7, 0.6, 0.5])  # items 1..5, best first
+    task = NextItemTask(np.array(["a", "b", "c", "d"], object),
+                        [np.array([1, 2], np.int32), np.array([1], np.int32), np.array([], np.int32),
+                         np.array([1], np.int32)],
+                        np.array([3, 3, 3, 0]))  # d's target was never rated in training
+    ranks = next_item_ranks(model, task)
+    # a: items 1, 2 excluded -> 3 first; b: 2 ahead; c: 1, 2 ahead; d: unknown target = miss.
+    assert ranks.tolist() == [0, 1, 2, 5]
+    metrics = next_item_metrics(model, task)
+    assert metrics["hr@1"] == 0.25 and metrics["hr@5"] == 0.75
+    assert metrics["ndcg@5"] == pytest.approx((1 + 1 / np.log2(3) + 1 / np.log2(4)) / 4)
+
+
+def test_a_history_item_that_is_also_the_target_is_not_excluded():
+    model = _FixedScores([0.9, 0.8, 0.7])
+    task = NextItemTask(np.array(["a"], object), [np.array([1, 2], np.int32)], np.array([2]))
+    assert next_item_ranks(model, task).tolist() == [0]
+
+
+def test_sampled_negatives_avoid_history_and_target_and_follow_popularity():
+    seen = evaluation.ItemSets.from_lists([[0, 1], [5]])
+    popularity = np.r_[np.full(10, 100.0), np.ones(190)]
+    negatives = evaluation.sample_negatives(seen, np.array([2, 3]), popularity, n=20, seed=0)
+    assert negatives.shape == (2, 20)
+    for row, excluded in ((0, {0, 1, 2}), (1, {5, 3})):
+        assert len(set(negatives[row])) == 20 and not set(negatives[row]) & excluded
+    assert (negatives < 10).sum() > 10  # 1000 of the 1190 weight sits on the 10 popular items
+    again = evaluation.sample_negatives(seen, np.array([2, 3]), popularity, n=20, seed=0)
+    assert (negatives == again).all()
+    with pytest.raises(ValueError, match="eligible"):
+        evaluation.sample_negatives(seen, np.array([2, 3]), np.ones(5), n=20)
+    scores = np.array([[0.1, 0.5, 0.9, 0.3]])
+    assert evaluation.sampled_target_ranks(scores, np.array([1]), np.array([[0, 2, 3]])).tolist() == [1]
+
+
+@pytest.fixture(scope="module")
+def trained_synthetic(synthetic, tmp_path_factory):
+    """Trained once per module (training is the slow part); its saved_models/ root is returned too."""
+    data, _ = synthetic
+    split = leave_last_out_split(data)
+    root = tmp_path_factory.mktemp("bert4rec_models")
+    return data, split, train_bert4rec(data, split, TINY, TINY_TRAINING, seed=3, verbose=0, root=root), root
+
+
+def test_training_reports_metrics_and_save_load_gives_identical_scores(trained_synthetic):
+    data, split, trained, root = trained_synthetic
+    for key in ("test_hr@1", "test_hr@5", "test_hr@10", "test_ndcg@5", "test_ndcg@10", "test_mrr"):
+        assert 0.0 <= trained.metrics[key] <= 1.0
+    assert trained.history["epoch"] == [1, 2] and trained.history["val_ndcg@10"][0] is not None
+    for name in ("config.json", "history.json", "metrics.json", "vocabulary.json", "complete"):
+        assert (trained.model_dir.path / name).is_file()
+    histories = [np.array([1, 2, 3], np.int32), np.array([5], np.int32)]
+    reloaded = load_trained(trained.model_dir)
+    np.testing.assert_allclose(trained.model.score_histories(histories), reloaded.model.score_histories(histories),
+                               rtol=1e-6, atol=1e-6)
+    cached = train_bert4rec(data, split, TINY, TINY_TRAINING, seed=3, verbose=0, root=root)
+    assert cached.loaded and cached.metrics == trained.metrics
+    assert list(cached.vocabulary.movie_ids) == list(split.vocabulary.movie_ids)
+
+
+def test_recommend_from_titles_is_tolerant_and_excludes_seen(trained_synthetic):
+    data, _, trained, _ = trained_synthetic
+    recommender = Bert4RecRecommender.from_trained(trained, data)
+    titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
+    matrix_id = data.movies.loc[data.movies["movie_title"].str.startswith("Matrix"), "movie_id"].iloc[0]
+    exact = recommender.recommend_for_history([titles["1"], titles[matrix_id]], k=5)
+    for variant in (["cité des enfants perdus, la", "the matrix"], [titles["1"].upper(), "Matrix"]):
+        again = recommender.recommend_for_history(variant, k=5)
+        assert [r.movie_id for r in again] == [r.movie_id for r in exact]
+    assert not {r.movie_id for r in exact} & {"1", matrix_id}
+    by_id = recommender.recommend_for_history(["1", matrix_id], k=5, ids=True)
+    assert [r.movie_id for r in by_id] == [r.movie_id for r in exact]
+    with pytest.raises(UnknownTitleError, match="Closest matches: .*Matrix"):
+        recommender.recommend_for_history(["The Matrx"], k=5)
+    with pytest.raises(KeyError, match="unknown movie ids"):
+        recommender.recommend_for_history(["99999"], k=5, ids=True)
+    with pytest.raises(ValueError, match="k must be"):
+        recommender.recommend_for_history(["Matrix"], k=0)
+
+
+class TestBert4RecContract(RecommenderContract):
+    """Trains once for the class (to keep the suite fast); `reload=True` loads that model from disk."""
+
+    _root = None
+
+    def build(self, data, split, tmp_path, reload=False):
+        if TestBert4RecContract._root is None:
+            TestBert4RecContract._root = tmp_path / "contract"
+        trained = train_bert4rec(data, split, TINY, TINY_TRAINING.replace(epochs=1), seed=5, verbose=0,
+                                 root=TestBert4RecContract._root)
+        if reload:
+            assert trained.loaded
+        return Bert4RecRecommender.from_trained(trained, data, ratings=split.train)
+
+
+def test_recommend_for_a_user_uses_their_history(trained_synthetic):
+    data, _, trained, _ = trained_synthetic
+    recommender = Bert4RecRecommender.from_trained(trained, data)
+    user = UserHistory(data.ratings).user_ids[0]
+    history = list(UserHistory(data.ratings).seen_movies(user))
+    assert [r.movie_id for r in recommender.recommend(user, k=4)] == \
+        [r.movie_id for r in recommender.recommend_for_history(history, k=4, ids=True)]

@@ -1,0 +1,49 @@
+"""End to end: `experiments.run --model bert4rec` and `experiments.recommend --model bert4rec` on GroupLens files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import recommend as recommend_cli
+from experiments import run as run_cli
+from movielens import paths
+from movielens.data.synthetic import write_grouplens
+
+TINY_FLAGS = ["--max_len", "16", "--hidden_dim", "16", "--num_layers", "1", "--num_heads", "2", "--batch_size", "32",
+              "--epochs", "2", "--evaluate_every", "1", "--warmup_steps", "0", "--quiet"]
+
+
+@pytest.mark.slow
+def test_train_report_cache_and_recommend(synthetic, tmp_path, capsys):
+    data, _ = synthetic
+    folder = write_grouplens(data, tmp_path / "ml-100k", "100k")
+    common = ["--model", "bert4rec", "--data_dir", str(folder), "--data_source", "local", *TINY_FLAGS]
+
+    assert run_cli.main(common) == 0
+    out = capsys.readouterr().out
+    assert "saved to" in out and "| test_ndcg@10 |" in out and "leave_last_out split" in out
+    (model_dir,) = [p for p in paths.models_dir().iterdir() if p.name.startswith("bert4rec-100k-leave_last_out")]
+    for name in ("config.json", "history.json", "metrics.json"):
+        json.loads((model_dir / name).read_text())
+    assert json.loads((model_dir / "config.json").read_text())["model"]["hidden_dim"] == 16
+
+    assert run_cli.main(common) == 0  # cached: loaded, not retrained
+    assert "loaded from" in capsys.readouterr().out
+
+    assert recommend_cli.main([*common, "--history", "the matrix", "cite des enfants perdus", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "History: Matrix, The" in out and out.count("(score") == 3
+    recommended = [line for line in out.splitlines() if "(score" in line]
+    assert not any("Matrix, The" in line for line in recommended)
+
+    assert recommend_cli.main([*common, "--user_id", "3", "--k", "4"]) == 0
+    assert capsys.readouterr().out.count("(score") == 4
+
+    assert recommend_cli.main([*common, "--history", "The Matrx"]) == 2
+    assert "Closest matches" in capsys.readouterr().err
+    assert recommend_cli.main([*common, "--user_id", "100000"]) == 2
+    assert "unknown user id" in capsys.readouterr().err
+    assert run_cli.main([*common, "--hidden_dim", "15"]) == 2  # 2 heads do not divide 15
+    assert "num_heads" in capsys.readouterr().err

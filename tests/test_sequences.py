@@ -1,0 +1,136 @@
+"""Per-user sequences, training windows, on-the-fly masking and leave-last-out tasks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from movielens.data.splits import Vocabulary, leave_last_out_split
+from movielens.sequences import (
+    PAD,
+    build_sequences,
+    default_max_predictions,
+    leave_last_out_tasks,
+    mask_batch,
+    mask_token,
+    masked_dataset,
+    pad_left,
+    training_windows,
+)
+
+
+def _ratings(rows):
+    return pd.DataFrame(rows, columns=["user_id", "movie_id", "timestamp"])
+
+
+def test_sequences_are_time_ordered_with_file_order_for_ties_and_unknown_movies_dropped():
+    ratings = _ratings([("2", "b", 5), ("1", "c", 3), ("1", "a", 1), ("1", "b", 3), ("1", "zz", 2)])
+    vocabulary = Vocabulary(np.array(["1", "2"], object), np.array(["a", "b", "c"], object))
+    sequences = build_sequences(ratings, vocabulary)
+    assert list(sequences.user_ids) == ["1", "2"]
+    # user 1: a (t=1), [zz dropped], c (t=3, first in file), b (t=3)
+    assert sequences.items[0].tolist() == [1, 3, 2]
+    assert sequences.items[1].tolist() == [2]
+
+
+def test_pad_left_keeps_the_most_recent_items():
+    out = pad_left([np.array([1, 2, 3, 4, 5]), np.array([7])], 3)
+    assert out.tolist() == [[3, 4, 5], [0, 0, 7]]
+
+
+def test_training_windows_cut_long_histories_newest_first():
+    from movielens.sequences import UserSequences
+
+    sequences = UserSequences(np.array(["u", "v"], object), [np.arange(1, 11, dtype=np.int32),
+                                                             np.array([5], np.int32)])
+    windows = training_windows(sequences, max_len=4)
+    # 1..10 -> [7..10], [3..6], [1, 2]; the single-item history of v has no context: skipped.
+    assert windows.tolist() == [[7, 8, 9, 10], [3, 4, 5, 6], [0, 0, 1, 2]]
+    overlapping = training_windows(sequences, max_len=4, stride=2)
+    assert overlapping.tolist()[:3] == [[7, 8, 9, 10], [5, 6, 7, 8], [3, 4, 5, 6]]
+    assert overlapping.tolist()[-1] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="max_len"):
+        training_windows(sequences, max_len=1)
+
+
+def _windows(n=400, length=50, n_items=100, seed=0):
+    rng = np.random.default_rng(seed)
+    windows = np.zeros((n, length), np.int32)
+    for row in range(n):
+        size = rng.integers(1, length + 1)
+        windows[row, length - size:] = rng.integers(1, n_items + 1, size)
+    return windows
+
+
+def test_masking_rate_padding_and_labels():
+    n_items, mask_prob = 100, 0.2
+    windows = _windows(n_items=n_items)
+    inputs, positions, labels, weights = (t.numpy() for t in mask_batch(
+        windows, tf.constant([3, 4], tf.int64), mask_prob, mask_token(n_items), max_predictions=50))
+    is_masked = inputs == mask_token(n_items)
+    valid = windows != PAD
+    assert not (is_masked & ~valid).any(), "padding must never be masked"
+    assert (inputs[~is_masked] == windows[~is_masked]).all(), "unmasked items pass through unchanged"
+    assert is_masked.any(axis=1).all(), "every window has at least one masked item"
+    rate = is_masked.sum() / valid.sum()
+    assert 0.17 < rate < 0.24, rate
+    # Labels exactly at the masked positions, holding the original items; unused slots weigh 0.
+    for row in range(len(windows)):
+        used = weights[row] > 0
+        assert sorted(positions[row][used].tolist()) == np.flatnonzero(is_masked[row]).tolist()
+        assert (labels[row][used] == windows[row, positions[row][used]]).all()
+        assert (labels[row][~used] == PAD).all()
+
+
+def test_masking_caps_predictions_and_unmasks_the_rest():
+    windows = np.arange(1, 41, dtype=np.int32)[None, :].repeat(8, axis=0)
+    inputs, positions, labels, weights = (t.numpy() for t in mask_batch(
+        windows, tf.constant([1, 2], tf.int64), 0.9, mask_token(40), max_predictions=5))
+    assert positions.shape[1] == 5 and (weights == 1).all()
+    assert ((inputs == mask_token(40)).sum(axis=1) == 5).all()
+
+
+def test_default_max_predictions_covers_the_mean_with_room():
+    assert 40 + 10 < default_max_predictions(200, 0.2) <= 200
+
+
+def test_masked_dataset_remasks_every_epoch_and_trims_padding():
+    windows = _windows(n=64, length=30)
+    dataset = masked_dataset(windows, n_items=100, batch_size=16, mask_prob=0.2, max_predictions=12, seed=7)
+    assert dataset.cardinality().numpy() == 4
+
+    def epoch():
+        out = {}
+        for features, labels, weights in dataset:
+            items = features["items"].numpy()
+            restored = items.copy()
+            rows, slots = np.nonzero(weights.numpy())
+            restored[rows, features["positions"].numpy()[rows, slots]] = labels.numpy()[rows, slots]
+            assert (restored[:, 0] != PAD).any(), "a batch is trimmed to its longest window"
+            for row, masked in zip(map(tuple, restored), items == mask_token(100)):
+                out[row] = masked.tolist()
+        return out
+
+    first, second = epoch(), epoch()
+    assert len(first) == len({tuple(w[w != PAD]) for w in windows})  # every window once per epoch
+    assert first != second, "the masks must change between epochs"
+
+
+def test_leave_last_out_tasks(synthetic):
+    data, _ = synthetic
+    split = leave_last_out_split(data)
+    validation, test = leave_last_out_tasks(split)
+    vocabulary = split.vocabulary
+    full = build_sequences(data.ratings, vocabulary)
+    by_user = dict(zip(full.user_ids, full.items))
+    for task, back in ((validation, 2), (test, 1)):
+        for user, history, target in zip(task.user_ids[:10], task.histories[:10], task.targets[:10]):
+            sequence = by_user[user]
+            assert history.tolist() == sequence[:-back].tolist()
+            assert target == sequence[-back]
+    with pytest.raises(ValueError, match="leave_last_out"):
+        from movielens.data.splits import random_split
+
+        leave_last_out_tasks(random_split(data))

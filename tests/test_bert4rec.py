@@ -188,3 +188,19 @@ def test_recommend_for_a_user_uses_their_history(trained_synthetic):
     history = list(UserHistory(data.ratings).seen_movies(user))
     assert [r.movie_id for r in recommender.recommend(user, k=4)] == \
         [r.movie_id for r in recommender.recommend_for_history(history, k=4, ids=True)]
+
+
+class _Interrupt(tf.keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:  # epoch 1 is finished and checkpointed
+            raise KeyboardInterrupt
+
+
+def test_interrupted_training_resumes_from_the_last_epoch(synthetic, tmp_path, capsys):
+    data, _ = synthetic
+    split = leave_last_out_split(data)
+    with pytest.raises(KeyboardInterrupt):
+        train_bert4rec(data, split, TINY, TINY_TRAINING, seed=4, verbose=0, root=tmp_path, callbacks=[_Interrupt()])
+    resumed = train_bert4rec(data, split, TINY, TINY_TRAINING, seed=4, verbose=0, root=tmp_path)
+    assert "Resuming from epoch 1" in capsys.readouterr().out
+    assert resumed.history["epoch"] == [1, 2] and not resumed.loaded

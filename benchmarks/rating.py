@@ -23,9 +23,11 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
 import movielens  # noqa: F401
 from benchmarks.common import markdown_table, write_results
-from movielens import paths, rating
+from movielens import evaluation, paths, rating
 from movielens.data import load_movielens, make_split
 
 TARGETS = {  # from the issue; published anchors quoted alongside in the table
@@ -50,8 +52,12 @@ def _row(label: str, split_name: str, trained: rating.TrainedRatingModel) -> dic
 
 
 def _train(model: str, data, split, key, retrain: bool) -> rating.TrainedRatingModel:
-    trained = rating.train_or_load(rating.default_config(model), data, split, key, retrain=retrain, verbose=0)
-    print(f"  {model} {split.name}: test RMSE {trained.metrics['test_rmse']:.4f} "
+    return _train_config(rating.default_config(model), data, split, key, retrain)
+
+
+def _train_config(config, data, split, key, retrain: bool) -> rating.TrainedRatingModel:
+    trained = rating.train_or_load(config, data, split, key, retrain=retrain, verbose=0)
+    print(f"  {config.model} seed {config.seed} {split.name}: test RMSE {trained.metrics['test_rmse']:.4f} "
           f"(fit {trained.metrics['fit_seconds']:.1f} s{', cached' if trained.loaded else ''})", flush=True)
     return trained
 
@@ -84,6 +90,8 @@ def main(argv=None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train again instead of loading saved models")
     parser.add_argument("--skip_folds", action="store_true", help="skip the u1..u5 folds")
     parser.add_argument("--skip_1m", action="store_true", help="skip ML-1M (users 1–2999)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="also report the mean prediction of this many cf seeds on ML-100K 90/10 (1: off)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not reached")
     args = parser.parse_args(argv)
     shared = paths.shared_datasets_dir()
@@ -105,6 +113,25 @@ def main(argv=None) -> int:
     checks.append({"figure": "cf fit time, ML-100K 90/10 (s)", "measured": fit, "target": "< 60",
                    "reached": fit < TARGETS["fit_seconds_100k"], "anchor": "2 shared CPU cores"})
     ranking = ranking_rows(trained, split)
+    implicit = _train_config(rating.default_config("cf", implicit=True), data, split, key, args.retrain)
+    rows.append({**_row("ML-100K", "random 90/10", implicit), "model": "cf + implicit (SVD++ term)"})
+    checks.append({"figure": f"{label}, cf + implicit term", "measured": implicit.metrics["test_rmse"],
+                   "target": f"<= {TARGETS[label]}", "reached": implicit.metrics["test_rmse"] <= TARGETS[label],
+                   "anchor": ANCHORS[label]})
+    if args.seeds > 1:
+        # Labelled extra row: the mean prediction of models that differ only in seed (init, shuffling and
+        # which 10% of train is the validation part); still no test data in training or model selection.
+        members = [trained["cf"]] + [_train_config(rating.default_config("cf", seed=42 + i), data, split, key,
+                                                   args.retrain) for i in range(1, args.seeds)]
+        test = rating.EncodedRatings.from_frame(split.test, trained["cf"].vocabulary)
+        mean = np.mean([rating.predict_ratings(m.model, test.users, test.movies) for m in members], axis=0)
+        scores = evaluation.rmse(mean, test.ratings)
+        rows.append({"dataset": "ML-100K", "split": "random 90/10", "model": f"cf, mean of {args.seeds} seeds",
+                     "test_rmse": scores["rmse"], "test_mse": scores["mse"],
+                     "fit_s": sum(m.metrics["fit_seconds"] for m in members), "cached": all(m.loaded for m in members)})
+        checks.append({"figure": f"{label} (mean of {args.seeds} seeds, labelled)", "measured": scores["rmse"],
+                       "target": f"<= {TARGETS[label]}", "reached": scores["rmse"] <= TARGETS[label],
+                       "anchor": ANCHORS[label]})
 
     if not args.skip_folds:
         print("ML-100K canonical folds u1..u5", flush=True)

@@ -35,6 +35,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         choices = {"optimizer": rating.OPTIMIZERS, "schedule": rating.SCHEDULES}.get(field.name)
         if "tuple" in hint:
             group.add_argument(f"--{field.name}", type=int, nargs="*", default=None)
+        elif hints[field.name] is bool:
+            group.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction, default=None)
         else:
             group.add_argument(f"--{field.name}", type=hints[field.name], default=None, choices=choices)
     parser.add_argument("--fold", choices=rating.FOLDS, default=None,

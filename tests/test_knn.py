@@ -17,9 +17,9 @@ from movielens.titles import UnknownTitleError
 from tests.contract import RecommenderContract
 
 SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
-KNN_FAST = {"epochs": 30, "batch_size": 256, "learning_rate": 0.005, "patience": 5, "n_factors": 16,
+KNN_FAST = {"epochs": 15, "batch_size": 256, "learning_rate": 0.01, "patience": 3, "n_factors": 16,
             "hidden_units": (32, 16, 8), "dropout": 0.0}
-CF_FAST = {"epochs": 40, "batch_size": 256, "learning_rate": 0.02, "patience": 5, "n_factors": 16,
+CF_FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
            "weight_decay": 0.01, "bias_decay": 0.0005}
 
 

@@ -18,7 +18,7 @@ from tests.contract import RecommenderContract
 # Planted structure strong enough to learn in a few seconds: 4 taste clusters (+1 star in cluster),
 # user biases N(0, 0.5), movie biases N(0, 0.4), noise 0.3.
 SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
-FAST = {"epochs": 40, "batch_size": 256, "learning_rate": 0.02, "patience": 5, "n_factors": 16,
+FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
         "weight_decay": 0.01, "bias_decay": 0.0005}
 
 

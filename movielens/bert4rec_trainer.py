@@ -207,7 +207,7 @@ def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | N
     sequences = build_sequences(split.train, vocabulary)
     windows = training_windows(sequences, config.max_len, training.window_stride or None)
     dataset = masked_dataset(windows, n_items, training.batch_size, config.mask_prob,
-                             config.predictions_per_window, seed)
+                             config.predictions_per_window, seed, config.last_only_prob)
     tasks = leave_last_out_tasks(split) if split.name == "leave_last_out" else None
     evaluate = (lambda m: next_item_metrics(m, tasks[0], "val_")) if tasks else None
     started = time.perf_counter()

@@ -115,12 +115,15 @@ def default_max_predictions(max_len: int, mask_prob: float) -> int:
     return int(min(max_len, np.ceil(mean + 3.0 * np.sqrt(max_len * mask_prob * (1.0 - mask_prob)) + 1)))
 
 
-def mask_batch(items: tf.Tensor, seed: tf.Tensor, mask_prob: float, mask_id: int, max_predictions: int):
+def mask_batch(items: tf.Tensor, seed: tf.Tensor, mask_prob: float, mask_id: int, max_predictions: int,
+               last_only_prob: float = 0.0):
     """Masks a batch of windows: each real item is replaced by [MASK] with probability `mask_prob`.
 
     Padding is never masked; a window where nothing was drawn gets its last item masked
     (so every window teaches something); at most `max_predictions` positions are kept
     per window (the rest stay unmasked), so the output layer only scores masked positions.
+    With probability `last_only_prob` a window has only its last item masked instead: the
+    paper's extra training samples that match the inference task ([MASK] at the end).
 
     Args:
       items: int32 [B, L] left-padded windows.
@@ -139,6 +142,10 @@ def mask_batch(items: tf.Tensor, seed: tf.Tensor, mask_prob: float, mask_id: int
     draw = tf.random.stateless_uniform(tf.shape(items), seed=seed)
     masked = (draw < mask_prob) & valid
     is_last = tf.range(length)[None, :] == length - 1
+    if last_only_prob > 0:
+        seed = tf.cast(seed, tf.int64)
+        last_only = tf.random.stateless_uniform(tf.shape(items)[:1], seed=seed + tf.constant([0, 1], tf.int64))
+        masked = tf.where((last_only < last_only_prob)[:, None], is_last & valid, masked)
     nothing = ~tf.reduce_any(masked, axis=1, keepdims=True)
     masked = masked | (nothing & is_last & valid)
     # Priority: masked positions first (in random order), so top_k picks up to P of them.
@@ -184,7 +191,7 @@ def length_bucketed_batches(windows: np.ndarray, batch_size: int, rng: np.random
 
 
 def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob: float, max_predictions: int,
-                   seed: int) -> tf.data.Dataset:
+                   seed: int, last_only_prob: float = 0.0) -> tf.data.Dataset:
     """tf.data pipeline re-masking every window each epoch.
 
     Yields ({"items": int32 [B, l], "positions": int32 [B, P]}, labels int32 [B, P], weights float32 [B, P]),
@@ -206,7 +213,8 @@ def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def _mask(items, batch_seed):
-        inputs, positions, labels, weights = mask_batch(items, batch_seed, mask_prob, mask_id, max_predictions)
+        inputs, positions, labels, weights = mask_batch(items, batch_seed, mask_prob, mask_id, max_predictions,
+                                                        last_only_prob)
         return {"items": inputs, "positions": positions}, labels, weights
 
     batches = -(-len(windows) // batch_size)

@@ -84,6 +84,20 @@ def test_masking_rate_padding_and_labels():
         assert (labels[row][~used] == PAD).all()
 
 
+def test_last_only_windows_mask_just_the_last_item():
+    windows = _windows(n=4000, length=20)
+
+    def last_only_share(prob):
+        inputs = mask_batch(windows, tf.constant([5, 6], tf.int64), 0.2, mask_token(100), max_predictions=12,
+                            last_only_prob=prob)[0].numpy()
+        masked = inputs == mask_token(100)
+        assert not (masked & (windows == PAD)).any()
+        return ((masked.sum(axis=1) == 1) & masked[:, -1]).mean()
+
+    natural = last_only_share(0.0)  # short windows often draw only their last item anyway
+    assert last_only_share(0.3) == pytest.approx(natural + 0.3 * (1 - natural), abs=0.03)
+
+
 def test_masking_caps_predictions_and_unmasks_the_rest():
     windows = np.arange(1, 41, dtype=np.int32)[None, :].repeat(8, axis=0)
     inputs, positions, labels, weights = (t.numpy() for t in mask_batch(

@@ -30,6 +30,7 @@ class Bert4RecConfig(Config):
     dropout: float = 0.1        # on embeddings, attention weights and block outputs
     mask_prob: float = 0.2      # share of training items replaced by [MASK]
     max_predictions: int = 0    # masked positions scored per window; 0 -> mean + 3 sd
+    last_only_prob: float = 0.1  # share of windows with only the last item masked (the paper's extra samples)
 
     def __post_init__(self):
         checks = {
@@ -39,6 +40,7 @@ class Bert4RecConfig(Config):
             "num_heads >= 1 and divides hidden_dim": self.num_heads >= 1 and self.hidden_dim % self.num_heads == 0,
             "0 <= dropout < 1": 0.0 <= self.dropout < 1.0,
             "0 < mask_prob < 1": 0.0 < self.mask_prob < 1.0,
+            "0 <= last_only_prob <= 1": 0.0 <= self.last_only_prob <= 1.0,
             "ffn_dim >= 0": self.ffn_dim >= 0,
             "max_predictions >= 0": self.max_predictions >= 0,
         }

@@ -20,7 +20,8 @@ _ARTICLES = (
     "the", "a", "an", "les", "la", "le", "l'", "il", "el", "los", "las", "lo", "die", "der", "das",
     "den", "det", "de", "een", "het", "une", "un", "i", "gli", "os", "o", "as", "ta",
 )
-_YEAR_RE = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)\s*$")
+# "(1995)", "(2007-)", "(1995-1996)", optionally followed by ML-100K's "(V)" / "(TV)" release-kind marks.
+_YEAR_RE = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)(?:\s*\((?:V|TV)\))?\s*$")
 _TRAILING_ARTICLE_RE = re.compile(r"^(.*),\s*(" + "|".join(re.escape(a) for a in _ARTICLES) + r")$", re.IGNORECASE)
 
 

@@ -67,6 +67,7 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path):
     assert not target.exists() and list(tmp_path.iterdir()) == []
     atomic_write_json(tmp_path / "a.json", {"v": np.float32(1.5)})
     assert read_json(tmp_path / "a.json") == {"v": 1.5}
+    assert (tmp_path / "a.json").stat().st_mode & 0o644 == 0o644  # not mkstemp's 0600
     (tmp_path / "b.json").write_text('{"trunc')
     with pytest.raises(CorruptFileError, match="corrupt"):
         read_json(tmp_path / "b.json")

@@ -14,6 +14,7 @@ from movielens.titles import TitleIndex, UnknownTitleError, match_keys, normalis
     ("Seven (a.k.a. Se7en) (1995)", "Seven", ("Se7en",), 1995),
     ("Misérables, Les (1995)", "Les Misérables", (), 1995),
     ("Big Bang Theory, The (2007-)", "The Big Bang Theory", (), 2007),
+    ("Land Before Time III: The Time Rift (1995) (V)", "Land Before Time III: The Time Rift", (), 1995),
 ])
 def test_parse_title(title, name, alternates, year):
     parsed = parse_title(title)

@@ -41,16 +41,13 @@ def candidate_embeddings(model, num_candidates: int, batch_size: int = EVAL_BATC
 
 
 def query_embeddings(model, users: np.ndarray, timestamps: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Query embeddings float32 [n, d] for user indices [n] and timestamps [n]."""
-
-    @tf.function(reduce_retracing=True)
-    def embed(user, timestamp):
-        return model.query_tower({"user": user, "timestamp": timestamp})
-
+    """Query embeddings float32 [n, d] for user indices [n] and timestamps [n] (eager calls of the tower:
+    a per-call tf.function would retrace for every recommendation)."""
     out = []
     for start in range(0, len(users), batch_size):
-        out.append(embed(tf.constant(users[start:start + batch_size], tf.int64),
-                         tf.constant(timestamps[start:start + batch_size], tf.float32)).numpy())
+        out.append(model.query_tower({"user": tf.constant(users[start:start + batch_size], tf.int64),
+                                      "timestamp": tf.constant(timestamps[start:start + batch_size],
+                                                               tf.float32)}).numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
 
 

@@ -91,11 +91,29 @@ def encode_examples(frame: pd.DataFrame, split, tables: FeatureTables) -> dict[s
 
 
 def training_dataset(examples: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
-    """In-memory int tensors -> cached, reshuffled each epoch, batched, prefetched."""
+    """In-memory int tensors -> batches of a fresh permutation every epoch, prefetched.
+
+    Shuffling whole-epoch index permutations and gathering each batch at once replaces
+    tf.data's per-example `shuffle().batch()` (about 8 us per example here, a tenth of an
+    epoch of the context model); `Dataset.random(rerandomize_each_iteration=True)` draws a
+    new seed every epoch, reproducibly from `seed`.
+    """
+    tensors = {key: tf.constant(value) for key, value in examples.items()}
     n = len(examples["user"])
-    return (tf.data.Dataset.from_tensor_slices(examples).cache()
-            .shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    num_batches = -(-n // batch_size)
+
+    def epoch(epoch_seed):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
+
+        def batch(i):
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            return {key: tf.gather(value, rows) for key, value in tensors.items()}
+
+        return tf.data.Dataset.range(num_batches).map(batch)
+
+    return (tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(epoch)
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def _fingerprint(frame: pd.DataFrame) -> str:

@@ -11,7 +11,7 @@ from experiments import run as run_cli
 from movielens import evaluation, rating
 from movielens.data.splits import random_split
 from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
-from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise
+from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise, scann_available
 from movielens.recommender import UserHistory
 from movielens.titles import UnknownTitleError
 from tests.contract import RecommenderContract
@@ -67,6 +67,10 @@ def test_index_excludes_given_ids_and_still_returns_k():
     assert sorted(everything[0]) == sorted(ids[25:])  # fewer than k remain: all of them
     with pytest.raises(ValueError, match="valid: auto, brute_force, scann"):
         CosineIndex(ids, candidates, backend="annoy")
+    if not scann_available():
+        with pytest.raises(ValueError, match="needs the optional `scann` package"):
+            CosineIndex(ids, candidates, backend="scann")
+        assert CosineIndex(ids, candidates, backend="auto").backend == "brute_force"
 
 
 def test_concat_model_learns_ratings(models):

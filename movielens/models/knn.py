@@ -98,14 +98,18 @@ class CosineIndex:
             raise ValueError(f"unknown index backend {backend!r}; valid: {', '.join(INDEX_BACKENDS)}")
         if backend == "auto":
             backend = "scann" if scann_available() else "brute_force"
+        elif backend == "scann" and not scann_available():
+            raise ValueError("the scann index backend needs the optional `scann` package (pip install scann); "
+                             "use --index_backend brute_force")
         self.backend = backend
         self.identifiers = np.asarray(identifiers, dtype=object)
         self.vectors = l2_normalise(vectors)
         if len(self.identifiers) != len(self.vectors):
             raise ValueError("identifiers and vectors differ in length")
         if backend == "scann":
-            self.layer = tfrs.layers.factorized_top_k.ScaNN(k=10, distance_measure="dot_product",
-                                                            num_leaves=max(1, int(np.sqrt(len(self.vectors)))))
+            leaves = max(1, int(np.sqrt(len(self.vectors))))
+            self.layer = tfrs.layers.factorized_top_k.ScaNN(k=10, distance_measure="dot_product", num_leaves=leaves,
+                                                            num_leaves_to_search=min(10, leaves))
         else:
             self.layer = tfrs.layers.factorized_top_k.BruteForce(k=10)
         self.layer.index(tf.constant(self.vectors), identifiers=tf.constant(self.identifiers.astype(str)))

@@ -41,7 +41,6 @@ RANKINGS = ("rating", "cosine")
 FOLDS = tuple(f"u{i}" for i in range(1, 6))
 DEFAULT_RANDOM_FRACTIONS = (0.9, 0.1)
 MONITOR = "val_rmse"
-STEPS_PER_CALL = 16
 LIKED_RATING = 4.0  # held-out movies rated this or higher are ranking targets
 
 
@@ -330,8 +329,7 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(config, split.vocabulary, global_mean, parts.fit)
     steps_per_epoch = max(1, -(-len(parts.fit) // config.batch_size))
-    # Several steps per compiled call: the per-step Python overhead dominates such small models.
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse", steps_per_execution=STEPS_PER_CALL)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
     train_ds = make_dataset(parts.fit, config.batch_size, config.seed)
 
     def evaluate(m):

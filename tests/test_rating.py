@@ -184,16 +184,18 @@ def test_cli_trains_then_loads_and_recommends(data_folder, capsys, isolated_cach
     out = capsys.readouterr().out
     assert "most similar to Matrix, The" in out and out.count("\n") == 11
 
-
-def test_cli_bad_input_is_one_clear_error(data_folder, capsys):
-    _, folder = data_folder
-    args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
+    # Bad input (with the trained model in place): one clear line, exit code 2.
     assert recommend_cli.main([*args, "--user_id", "99999"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown user id '99999'") and "valid ids are 1..240" in err
     assert recommend_cli.main([*args, "--similar_to", "Matrx"]) == 2
     err = capsys.readouterr().err
     assert "unknown title 'Matrx'" in err and "Matrix, The" in err
+
+
+def test_cli_bad_flags_are_one_clear_error(data_folder, capsys):
+    _, folder = data_folder
+    args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
     assert run_cli.main([*args, "--fold", "u1"]) == 2
     assert "no u1.base" in capsys.readouterr().err
     assert run_cli.main([*args, "--validation_fraction", "0.7"]) == 2

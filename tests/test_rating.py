@@ -246,3 +246,16 @@ def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
     assert loaded.loaded
     np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
                                   rating.predict_ratings(model, test.users, test.movies))
+
+
+def test_splits_with_their_own_validation_part_are_used_as_is(synthetic):
+    from movielens.data.splits import temporal_split
+
+    data, _ = synthetic
+    split = temporal_split(data)
+    parts = rating.rating_parts(split, 0.1, seed=42)
+    assert len(parts.fit) == len(split.train) and len(parts.validation) == len(split.validation)
+    assert len(parts.test) == len(split.test) and "its validation part" in parts.protocol
+    carved = rating.rating_parts(random_split(data, (0.9, 0.1), seed=42), 0.1, seed=42)
+    assert len(carved.fit) + len(carved.validation) == round(0.9 * len(data.ratings))
+    assert "carved out of train" in carved.protocol

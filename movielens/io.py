@@ -65,13 +65,20 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 @contextlib.contextmanager
-def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
-    """Yields a temporary folder that replaces `final` only if the block succeeds."""
+def atomic_directory(final: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """Yields a temporary folder that becomes `final` only if the block succeeds.
+
+    With `replace=False` an existing `final` (another process finished the same
+    content-keyed entry first) is kept and the new copy dropped, so a reader
+    never sees the entry swapped under it.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        if final.exists() and not replace:
+            return
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)

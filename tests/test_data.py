@@ -125,9 +125,17 @@ def test_rebuild_data_forces_a_reparse(synthetic, tmp_path, offline, monkeypatch
     load_movielens("100k", data_dir=folder)
     calls = []
     original = grouplens.load_grouplens
-    monkeypatch.setattr(grouplens, "load_grouplens", lambda *a: calls.append(1) or original(*a))
+
+    def fewer_ratings(*args):
+        calls.append(1)
+        data = original(*args)
+        return MovieLensData(data.variant, data.source, data.ratings.head(10), data.movies)
+
+    monkeypatch.setattr(grouplens, "load_grouplens", fewer_ratings)
     load_movielens("100k", data_dir=folder, rebuild=True)
     assert calls == [1]
+    monkeypatch.setattr(grouplens, "load_grouplens", original)
+    assert len(load_movielens("100k", data_dir=folder).ratings) == 10  # the rebuilt entry replaced the old one
 
 
 def test_changed_files_get_a_new_cache_entry(synthetic, tmp_path, offline):

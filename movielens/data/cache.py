@@ -16,6 +16,7 @@ is written to a temporary folder and renamed into place.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def write(data: MovieLensData, cache_dir: Path, source_key: str) -> Path:
     genres = np.full((len(movies), width), -1, dtype=np.int64)
     for row, labels in enumerate(movies["movie_genres"]):
         genres[row, : len(labels)] = labels
-    with atomic_directory(final) as tmp:
+    with atomic_directory(final, replace=False) as tmp:
         _save(tmp / "ratings", {
             "user_pos": user_pos, "movie_pos": movie_pos,
             "timestamp": ratings["timestamp"].to_numpy(np.int64),
@@ -147,4 +148,11 @@ def read(cache_dir: Path, variant: str, source_key: str) -> MovieLensData | None
 
 
 def remove(cache_dir: Path, variant: str, source_key: str) -> None:
-    shutil.rmtree(entry_dir(cache_dir, variant, source_key), ignore_errors=True)
+    """Deletes an entry (renamed away first, so a concurrent reader sees it whole or not at all)."""
+    path = entry_dir(cache_dir, variant, source_key)
+    doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}")
+    try:
+        os.replace(path, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)

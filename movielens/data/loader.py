@@ -103,6 +103,8 @@ def load_movielens(
             failures.append(f"{name}: {error} ({time.perf_counter() - started:.1f}s)")
             log.warning("MovieLens %s from %s failed: %s", variant, name, error)
             continue
+        if rebuild:
+            cache.remove(cache_dir, variant, key)
         cache.write(data, cache_dir, key)
         return data
     raise DataUnavailableError(

@@ -23,7 +23,7 @@ MODELS = {
     "knn": "experiments.rating",
     "data_summary": "experiments.data_summary",
 }
-DEFAULT_MODEL = "data_summary"  # becomes "two_tower" once the trainer lands
+DEFAULT_MODEL = "two_tower"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,3 +211,24 @@ class TestTwoTowerContract(RecommenderContract):
         trained = trainer.train_model(["timestamp", "movie_genres"])
         assert trained.loaded == reload
         return trained.recommender()
+
+
+def test_movie_length_uses_the_runtime_provider(synthetic, tmp_path, monkeypatch):
+    """Real runtimes from a --movie_lengths_file table reach the candidate tower's table (no network)."""
+    from movielens.movie_length import MovieLengthConfig
+
+    monkeypatch.setenv("MOVIELENS_DATASETS_DIR", str(tmp_path / "datasets"))
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    runtimes = {movie_id: 80 + 3 * i for i, movie_id in enumerate(data.movies["movie_id"])}
+    table = tmp_path / "runtimes.csv"
+    table.write_text("movieId,runtime_min\n" + "".join(f"{m},{r}\n" for m, r in runtimes.items()))
+    config = MovieLengthConfig(table_path=str(table), use_network=False)
+    trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(8,), additional_feature_sets=[["movie_length"]],
+                               movie_length_config=config, models_root=tmp_path / "models", **FAST
+                               ).train_model(["movie_length"])
+    expected = [runtimes[m] for m in trained.tables.movie_ids]
+    assert trained.tables.movie_minutes.tolist() == pytest.approx(expected)
+    assert "movie_length" in trained.model_dir.read_json("config.json")["model"]["features"]
+    assert "movie_minutes" in trained.model_dir.read_json("config.json")["data"]  # runtimes are in the cache key
+    assert "real runtime" in trained.model_dir.read_json("features.json")["movie_length"]

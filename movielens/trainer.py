@@ -307,6 +307,8 @@ def results_table(models: dict[str, TrainedModel], data, split) -> str:
     lines += ["", f"data: MovieLens {data.variant} ({data.source}); {split.describe()}",
               f"- {TOP_K_NOTE}", f"- {RANKING_NOTE}",
               "- s/epoch, train ex/s: training only, first epoch (graph tracing) left out; from the training run"]
+    if any(trained.metrics.get("users_evaluated") == 0 for trained in models.values()):
+        lines.append("- recall/ndcg '-': no test user has training ratings (nothing to rank for them)")
     return "\n".join(lines)
 
 

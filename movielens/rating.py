@@ -70,6 +70,9 @@ class RatingConfig(Config):
     batch_size: int = 2048
     patience: int = 3                          # evaluations without val RMSE improvement
     validation_fraction: float = 0.1           # carved out of train when the split has no validation
+    # After early stopping picks the epoch count on the validation part, train a fresh model (same seed and
+    # schedule) on fit + validation for that many epochs, so the ~10% held out for selection is not lost.
+    refit_full: bool = False
     seed: int = 42
 
     def check(self) -> RatingConfig:
@@ -126,6 +129,10 @@ class EncodedRatings:
     def inputs(self) -> dict[str, np.ndarray]:
         return {"user": self.users, "movie": self.movies}
 
+    def concat(self, other: EncodedRatings) -> EncodedRatings:
+        return EncodedRatings(np.concatenate([self.users, other.users]), np.concatenate([self.movies, other.movies]),
+                              np.concatenate([self.ratings, other.ratings]))
+
 
 @dataclasses.dataclass
 class RatingParts:
@@ -133,6 +140,10 @@ class RatingParts:
     validation: EncodedRatings  # early stopping / tuning only
     test: EncodedRatings        # reported once
     protocol: str
+
+    def final_fit(self, refit_full: bool) -> EncodedRatings:
+        """The ratings the returned model is fitted on: fit, or fit + validation when refitting."""
+        return self.fit.concat(self.validation) if refit_full else self.fit
 
 
 def rating_parts(split: Split, validation_fraction: float, seed: int) -> RatingParts:
@@ -311,7 +322,7 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
     model_dir = ModelDir(readable_name(config.model, data.variant, split.name), {"model": config.to_dict(),
                                                                                  "data": key})
     parts = rating_parts(split, config.validation_fraction, config.seed)
-    global_mean = float(parts.fit.ratings.mean()) if len(parts.fit) else 3.5
+    final_fit = parts.final_fit(config.refit_full)
     if not retrain and model_dir.is_complete():
         saved = model_dir.read_json("vocabularies.json")
         vocabulary = Vocabulary(np.asarray(saved["user_ids"], dtype=object),
@@ -319,17 +330,14 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
         if saved != _vocabulary_json(split.vocabulary):
             raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split; use --retrain")
         tf.keras.utils.set_random_seed(config.seed)
-        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], parts.fit)
+        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], final_fit)
         load_weights(model, model_dir.weights_prefix)
         return TrainedRatingModel(config, model, vocabulary, model_dir.read_json("history.json"),
                                   model_dir.read_json("metrics.json"), model_dir, loaded=True)
 
     model_dir.start(retrain)
     model_dir.write_json("vocabularies.json", _vocabulary_json(split.vocabulary))
-    tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(config, split.vocabulary, global_mean, parts.fit)
-    steps_per_epoch = max(1, -(-len(parts.fit) // config.batch_size))
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
+    model = _compiled_model(config, split.vocabulary, parts.fit)
     train_ds = make_dataset(parts.fit, config.batch_size, config.seed)
 
     def evaluate(m):
@@ -341,20 +349,51 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
               f"{parts.protocol}.", flush=True)
     started = time.perf_counter()
     history = _fit(model, train_ds, model_dir, evaluate, config, verbose)
+    extra = {}
+    if config.refit_full:
+        # The early-stopped model's test RMSE is recorded next to the refit one (nothing is chosen by it).
+        extra["test_rmse_early_stopped"] = test_metrics(model, parts, history)["test_rmse"]
+        epochs = history.get("best_epoch") or len(history.get("epoch", [])) or config.epochs
+        if verbose:
+            print(f"Refitting on fit + validation ({len(final_fit):,} ratings) for {epochs} epochs.", flush=True)
+        model = _compiled_model(config, split.vocabulary, final_fit)
+        refit_config = config.replace(epochs=epochs)
+        _fit(model, make_dataset(final_fit, config.batch_size, config.seed), model_dir, None, refit_config,
+             verbose, checkpoint_dir=model_dir.checkpoint_dir / "refit")
+        extra.update(refit_epochs=epochs, n_refit=len(final_fit))
     fit_seconds = time.perf_counter() - started
     metrics = test_metrics(model, parts, history)
-    metrics.update(fit_seconds=fit_seconds, fit_mean_rating=global_mean, protocol=parts.protocol)
+    metrics.update(fit_seconds=fit_seconds, fit_mean_rating=_mean_rating(final_fit), protocol=parts.protocol, **extra)
+    if config.refit_full:
+        metrics["protocol"] += (f"; then refit on train (fit + validation) for the early-stopped epoch count "
+                                f"({metrics['refit_epochs']})")
     save_weights(model, model_dir.weights_prefix)
     model_dir.finish(history, metrics)
     return TrainedRatingModel(config, model, split.vocabulary, history, metrics, model_dir)
 
 
-def _fit(model, train_ds, model_dir, evaluate, config, verbose):
+def _mean_rating(part: EncodedRatings) -> float:
+    return float(part.ratings.mean()) if len(part) else 3.5
+
+
+def _compiled_model(config: RatingConfig, vocabulary: Vocabulary, fit: EncodedRatings) -> tf.keras.Model:
+    """A freshly seeded model for fitting on `fit` (global offset and implicit term from it), compiled."""
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(config, vocabulary, _mean_rating(fit), fit)
+    steps_per_epoch = max(1, -(-len(fit) // config.batch_size))
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
+    return model
+
+
+def _fit(model, train_ds, model_dir, evaluate, config, verbose, checkpoint_dir=None):
     from movielens.training import fit_resumable
 
+    # evaluate None (the refit): a fixed number of epochs, no early stopping.
+    monitor = MONITOR if evaluate is not None else None
     # verbose 1 -> Keras' one line per epoch (+ the validation line); 2 -> progress bars.
-    return fit_resumable(model, train_ds, epochs=config.epochs, checkpoint_dir=model_dir.checkpoint_dir,
-                         evaluate=evaluate, monitor=MONITOR, mode="min", patience=config.patience,
+    return fit_resumable(model, train_ds, epochs=config.epochs,
+                         checkpoint_dir=checkpoint_dir or model_dir.checkpoint_dir, evaluate=evaluate,
+                         monitor=monitor, mode="min", patience=config.patience if monitor else None,
                          restore_best=True, verbose={0: 0, 1: 2}.get(verbose, 1))
 
 

@@ -259,3 +259,32 @@ def test_splits_with_their_own_validation_part_are_used_as_is(synthetic):
     carved = rating.rating_parts(random_split(data, (0.9, 0.1), seed=42), 0.1, seed=42)
     assert len(carved.fit) + len(carved.validation) == round(0.9 * len(data.ratings))
     assert "carved out of train" in carved.protocol
+
+
+def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs(monkeypatch, tmp_path):
+    """refit_full: early stopping on the carve-out picks the epochs, then a fresh model fits train = fit + validation."""
+    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
+    data, _ = synthetic_movielens(SPEC)
+    split = random_split(data, (0.8, 0.2), seed=42)
+    config = rating.default_config("cf", **{**FAST, "epochs": 15}, refit_full=True, implicit=True)
+    trained = rating.train_or_load(config, data, split, verbose=0)
+    m = trained.metrics
+    assert m["refit_epochs"] == m["best_epoch"] and m["best_epoch"] is not None
+    assert m["n_refit"] == m["n_fit"] + m["n_validation"] == len(split.train)
+    assert m["fit_mean_rating"] == pytest.approx(split.train["user_rating"].mean(), abs=1e-5)
+    assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"] and "test_rmse_early_stopped" in m
+    assert "refit on train" in m["protocol"]
+    # The refit model has seen the validation ratings: its validation error falls below the early-stopped one's.
+    parts = rating.rating_parts(split, config.validation_fraction, config.seed)
+    val = rating.predict_ratings(trained.model, parts.validation.users, parts.validation.movies)
+    assert evaluation.rmse(val, parts.validation.ratings)["rmse"] < m["val_rmse"]
+    # The implicit term of the refit model covers every training rating of the user, validation included.
+    train = parts.fit.concat(parts.validation)
+    user = int(parts.validation.users[0])
+    dense = tf.sparse.to_dense(trained.model.implicit).numpy()
+    assert set(np.flatnonzero(dense[user])) == set(np.unique(train.movies[train.users == user]))
+    loaded = rating.train_or_load(config, data, split, verbose=0)
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    assert loaded.loaded and loaded.metrics == m
+    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
+                                  rating.predict_ratings(trained.model, test.users, test.movies))

@@ -262,7 +262,7 @@ def test_splits_with_their_own_validation_part_are_used_as_is(synthetic):
 
 
 def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs(monkeypatch, tmp_path):
-    """refit_full: early stopping on the carve-out picks the epochs, then a fresh model fits train = fit + validation."""
+    """refit_full: early stopping on the carve-out picks the epochs; a fresh model then fits fit + validation."""
     monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
     data, _ = synthetic_movielens(SPEC)
     split = random_split(data, (0.8, 0.2), seed=42)

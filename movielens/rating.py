@@ -57,22 +57,23 @@ class RatingConfig(Config):
     dropout: float = 0.0                       # knn only
     y_min: float = 0.5
     y_max: float = 5.5
-    weight_decay: float = 0.1                  # L2 on looked-up embeddings (and knn dense kernels)
+    weight_decay: float = 0.08                 # L2 on looked-up embeddings (and knn dense kernels)
     bias_decay: float = 0.01                   # cf only: L2 on looked-up biases
     implicit: bool = False                     # cf only: SVD++ implicit-feedback term on the user vector
     init_std: float = 0.01
     optimizer: str = "adam"
     decoupled_decay: float = 0.0               # adamw only: fastai-style weight decay on all weights each step
-    learning_rate: float = 0.006               # peak rate for one_cycle, start rate otherwise
+    learning_rate: float = 0.003               # peak rate for one_cycle, start rate otherwise
     schedule: str = "exponential"
     decay_rate: float = 0.85                   # exponential: factor per epoch
     epochs: int = 30
-    batch_size: int = 2048
+    batch_size: int = 512                      # cf: 512 beat 1024/2048 on validation (ML-100K 90/10 and u1)
     patience: int = 3                          # evaluations without val RMSE improvement
     validation_fraction: float = 0.1           # carved out of train when the split has no validation
     # After early stopping picks the epoch count on the validation part, train a fresh model (same seed and
     # schedule) on fit + validation for that many epochs, so the ~10% held out for selection is not lost.
-    refit_full: bool = False
+    # cf default on: on a nested check inside ML-100K's training part it cut validation RMSE by 0.006-0.008.
+    refit_full: bool = True
     seed: int = 42
 
     def check(self) -> RatingConfig:
@@ -92,7 +93,7 @@ class RatingConfig(Config):
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "cf": {},
     # The article's recipe: concatenation -> 4 dense layers, early stopping with patience 10.
-    "knn": {"n_factors": 32, "hidden_units": (128, 64, 32), "dropout": 0.2, "weight_decay": 1e-4,
+    "knn": {"refit_full": False, "n_factors": 32, "hidden_units": (128, 64, 32), "dropout": 0.2, "weight_decay": 1e-4,
             "init_std": 0.05, "learning_rate": 1e-3, "schedule": "constant", "epochs": 60, "patience": 10,
             "batch_size": 1024},
 }

@@ -226,7 +226,7 @@ def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
     monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
     data, _ = synthetic_movielens(SPEC)
     split = random_split(data, (0.8, 0.2), seed=42)
-    config = rating.default_config("cf", **{**FAST, "epochs": 15}, implicit=True)
+    config = rating.default_config("cf", **{**FAST, "epochs": 15}, implicit=True, refit_full=False)
     trained = rating.train_or_load(config, data, split, verbose=0)
     assert trained.metrics["test_rmse"] < 0.8 * trained.metrics["test_rmse_global_mean"]
     model = trained.model

@@ -18,10 +18,19 @@ Protocol (every number below):
   over `movies.batch(128).map(candidate_model)`, metrics only when evaluating,
   `model.evaluate(test.batch(4096).cache())`). Epoch times leave out the first epoch (graph tracing);
   evaluation times are of a second call (warm), first call in the JSON.
+- Training-loop rows ("incl. per-epoch validation"): the tutorial loop fitted as the tutorials fit it,
+  `fit(cached_train, validation_data=cached_test, validation_freq=1)` (a FactorizedTopK pass every epoch),
+  against our trainer's loop (fast `evaluate_top_k` on the same test split + a checkpoint every epoch);
+  WHOLE epochs are timed (one epoch's start to the next one's), epochs 2-3 mean.
+- Training-only rows at smaller batches (`--batch_sizes`, default 256 and 1024): id-only (no dense layer,
+  as basic_retrieval) and timestamp + title text (Dense(32), as context_features), `--batch_epochs` epochs
+  (default 2), first epoch left out, no validation timed; the B x B in-batch softmax, which both loops
+  compute identically, costs B^2 per step and dominates at large batches, per-batch overheads
+  (string lookups, text vectorisation, shuffling) at small ones.
 - Machine: 2 shared CPU cores (other jobs were running), `nice -n 5`: absolute seconds are noisy, the
   side-by-side ratios less so.
 
-    .venv/bin/python -m benchmarks.retrieval [--skip_1m] [--only_speed]
+    .venv/bin/python -m benchmarks.retrieval [--skip_1m] [--only_speed] [--batch_sizes 256 1024] [--batch_epochs 2]
 
 Writes benchmarks/results/retrieval.json and prints markdown tables.
 """
@@ -64,7 +73,52 @@ RUNS_1M = [dict(run, embedding_size=32, num_epochs=3, batch_size=1024, optimizer
                 target=None, reference="") for run in RUNS_1M]
 
 
-def train_run(data, split, run: dict, models_root: Path) -> dict:
+def epoch_clock():
+    """A Keras callback timing WHOLE epochs: from one epoch's start to the next one's (the last: to train end).
+
+    Everything `fit` does for an epoch falls inside: training steps, validation inside `fit`
+    (`validation_data`), and every callback's `on_epoch_end` (our loop evaluates and checkpoints
+    there). `seconds[i]` is epoch i+1; `train_seconds[i]` ends where validation begins (if any).
+    """
+    import tensorflow as tf
+
+    class EpochClock(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.starts, self.seconds, self.train_seconds = [], [], []
+
+        def _close(self, now):
+            if self.starts:
+                self.seconds.append(now - self.starts[-1])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            now = time.perf_counter()
+            self._close(now)
+            self.starts.append(now)
+            self._in_epoch = True
+
+        def on_test_begin(self, logs=None):  # validation inside fit
+            if getattr(self, "_in_epoch", False):
+                self.train_seconds.append(time.perf_counter() - self.starts[-1])
+                self._in_epoch = False
+
+        def on_epoch_end(self, epoch, logs=None):
+            if getattr(self, "_in_epoch", False):  # no validation inside fit this epoch
+                self.train_seconds.append(time.perf_counter() - self.starts[-1])
+                self._in_epoch = False
+
+        def on_train_end(self, logs=None):
+            self._close(time.perf_counter())
+
+    return EpochClock()
+
+
+def steady(seconds: list[float]) -> float:
+    """Mean over epochs 2.. (the first epoch traces and compiles the graphs); the only epoch if there is one."""
+    return float(np.mean(seconds[1:] or seconds))
+
+
+def train_run(data, split, run: dict, models_root: Path, clock=None) -> dict:
     from movielens.trainer import MovieLensTrainer
 
     settings = {k: run[k] for k in ("layer_sizes", "embedding_size", "num_epochs", "batch_size", "optimizer",
@@ -72,7 +126,7 @@ def train_run(data, split, run: dict, models_root: Path) -> dict:
     started = time.perf_counter()
     trainer = MovieLensTrainer(data, split, additional_feature_sets=[run["features"] or ["None"]], retrain=True,
                                models_root=models_root, verbose=0, **settings)
-    trained = trainer.train_model(run["features"])
+    trained = trainer.train_model(run["features"], callbacks=[clock] if clock is not None else [])
     m = trained.metrics
     curve = trained.history.get("val_top_100_accuracy", [])
     row = {"model": run["name"], "features": "+".join(run["features"]) or "id only", **settings,
@@ -90,8 +144,13 @@ def train_run(data, split, run: dict, models_root: Path) -> dict:
 
 
 def tutorial_style(data, split, context: bool = False, epochs: int = 3, batch_size: int = 8192,
-                   learning_rate: float = 0.1, embedding_size: int = 32) -> dict:
+                   learning_rate: float = 0.1, embedding_size: int = 32, validate_each_epoch: bool = False,
+                   evaluate: bool = True) -> dict:
     """A faithful copy of the TFRS tutorial loop on the same ratings (string features, lookups per batch).
+
+    validate_each_epoch: fit as the tutorials do, `fit(..., validation_data=cached_test, validation_freq=1)`
+    (a FactorizedTopK pass over the test split inside every epoch); whole epochs are timed.
+    evaluate: afterwards time two `model.evaluate(cached_test)` calls (the tutorials' final evaluation).
 
     context=False: basic_retrieval (user id / title StringLookup + Embedding, no dense layer).
     context=True: context_features with timestamps (+ Discretization over 1000 linspace buckets and
@@ -181,17 +240,28 @@ def tutorial_style(data, split, context: bool = False, epochs: int = 3, batch_si
     cached_test = test.batch(4096).cache()
     timer = EpochTimer()
     timer.seconds = []
-    model.fit(cached_train, epochs=epochs, verbose=0, callbacks=[timer])
-    eval_seconds, results = [], None
-    for _ in range(2):
-        started = time.perf_counter()
-        results = model.evaluate(cached_test, return_dict=True, verbose=0)
-        eval_seconds.append(time.perf_counter() - started)
-    steady = timer.seconds[1:] or timer.seconds
-    return {"epoch_seconds": timer.seconds, "seconds_per_epoch": float(np.mean(steady)),
-            "train_examples_per_second": len(split.train) / float(np.mean(steady)),
-            "top_100": float(results["factorized_top_k/top_100_categorical_accuracy"]),
-            "evaluate_seconds": eval_seconds}
+    clock = epoch_clock()
+    validation = dict(validation_data=cached_test, validation_freq=1) if validate_each_epoch else {}
+    history = model.fit(cached_train, epochs=epochs, verbose=0, callbacks=[timer, clock], **validation)
+    out = {"epoch_seconds": timer.seconds, "whole_epoch_seconds": clock.seconds,
+           "train_part_seconds": clock.train_seconds, "validate_each_epoch": validate_each_epoch}
+    if validate_each_epoch:
+        # timer.on_epoch_end runs after fit's validation, so timer.seconds include it here
+        out["loop_seconds_per_epoch"] = steady(clock.seconds)
+        out["loop_examples_per_second"] = len(split.train) / out["loop_seconds_per_epoch"]
+        out["top_100"] = float(history.history["val_factorized_top_k/top_100_categorical_accuracy"][-1])
+    else:
+        out["seconds_per_epoch"] = steady(timer.seconds)
+        out["train_examples_per_second"] = len(split.train) / out["seconds_per_epoch"]
+    if evaluate:
+        eval_seconds, results = [], None
+        for _ in range(2):
+            started = time.perf_counter()
+            results = model.evaluate(cached_test, return_dict=True, verbose=0)
+            eval_seconds.append(time.perf_counter() - started)
+        out["top_100"] = float(results["factorized_top_k/top_100_categorical_accuracy"])
+        out["evaluate_seconds"] = eval_seconds
+    return out
 
 
 def evaluation_speed(trained, split) -> dict:
@@ -229,6 +299,47 @@ def evaluation_speed(trained, split) -> dict:
             "max_abs_difference": max(differences.values())}
 
 
+def loop_comparison(clock, tutorial: dict, num_train: int) -> dict:
+    """Whole training-loop epochs incl. each loop's own per-epoch validation, steady state (epochs 2..)."""
+    ours_seconds = steady(clock.seconds)
+    return {"what": "whole epochs (training + per-epoch validation on the test split; ours also writes its "
+                    "per-epoch checkpoint), epochs 2-3 mean",
+            "tutorial_style": tutorial,
+            "ours": {"whole_epoch_seconds": clock.seconds, "train_part_seconds": clock.train_seconds,
+                     "loop_seconds_per_epoch": ours_seconds, "loop_examples_per_second": num_train / ours_seconds},
+            "speedup": tutorial["loop_seconds_per_epoch"] / ours_seconds}
+
+
+BATCH_CONFIGS = (
+    ("id-only", False, dict(features=(), layer_sizes=())),
+    ("timestamp + title text", True, dict(features=("timestamp", "movie_title_text"), layer_sizes=(32,))),
+)
+
+
+def batch_comparisons(data, split, models_root: Path, batch_sizes, epochs: int) -> list[dict]:
+    """Training-only examples/s, side by side, at smaller batches where per-batch work (lookups) matters."""
+    out = []
+    for name, context, settings in BATCH_CONFIGS:
+        for batch in batch_sizes:
+            run = dict(name=f"{name}, batch {batch}", **settings, embedding_size=32, num_epochs=epochs,
+                       batch_size=batch, optimizer="adagrad", learning_rate=0.1, target=None, reference="")
+            print(f"  training-only speed, {run['name']}: ours...", flush=True)
+            ours = train_run(data, split, run, models_root)
+            print(f"  training-only speed, {run['name']}: tutorial-style...", flush=True)
+            tutorial = tutorial_style(data, split, context=context, epochs=epochs, batch_size=batch, evaluate=False)
+            ours_epochs = ours["_trained"].history.get("epoch_seconds", [])
+            out.append({"config": name, "batch_size": batch, "epochs": epochs,
+                        "what": f"training steps only (no validation), epochs 2-{epochs} mean",
+                        "tutorial_style": tutorial,
+                        "ours": {"epoch_seconds": ours_epochs,
+                                 "train_examples_per_second": ours["train_examples_per_second"],
+                                 "top_100": ours["top_100"]},
+                        "speedup": ours["train_examples_per_second"] / tutorial["train_examples_per_second"]})
+            print(f"    ours {ours['train_examples_per_second']:,.0f} ex/s, tutorial-style "
+                  f"{tutorial['train_examples_per_second']:,.0f} ex/s: {out[-1]['speedup']:.2f}x", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from movielens.data.loader import load_movielens
     from movielens.data.splits import random_split
@@ -237,7 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip_1m", action="store_true")
     parser.add_argument("--only_speed", action="store_true",
                         help="rerun just the side-by-side speed comparison and replace it in the existing JSON")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[256, 1024],
+                        help="batch sizes of the training-only side-by-side rows")
+    parser.add_argument("--batch_epochs", type=int, default=2,
+                        help="epochs per training-only row (the first, tracing, epoch is left out)")
     args = parser.parse_args(argv)
+    if args.batch_epochs < 2:
+        parser.error("--batch_epochs must be >= 2 (the first epoch traces the graph and is left out)")
     shared = paths.shared_datasets_dir()
     if shared is None:
         raise SystemExit("../shared/datasets is not present: this benchmark needs the GroupLens files")
@@ -247,9 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         data = load_movielens("100k", data_dir=shared / "ml-100k", source="local")
         split = random_split(data, (0.8, 0.2), seed=42)
         runs = RUNS_100K[:2] if args.only_speed else RUNS_100K
-        rows = [dict(train_run(data, split, run, Path(models_root)), dataset="ML-100K") for run in runs]
+        clocks = [epoch_clock() for _ in runs]
+        rows = [dict(train_run(data, split, run, Path(models_root), clock), dataset="ML-100K")
+                for run, clock in zip(runs, clocks)]
         comparisons = []
-        for row, context, batch in ((rows[0], False, 8192), (rows[1], True, 2048)):
+        for row, clock, context, batch in ((rows[0], clocks[0], False, 8192), (rows[1], clocks[1], True, 2048)):
             print(f"  tutorial-style loop, {row['model']} (same data, model size, epochs, batch {batch})...",
                   flush=True)
             tutorial = tutorial_style(data, split, context=context, batch_size=batch)
@@ -263,7 +382,14 @@ def main(argv: list[str] | None = None) -> int:
                 "evaluation": evaluation_speed(row["_trained"], split)})
             comparisons[-1]["evaluation_speedup"] = (min(comparisons[-1]["evaluation"]["factorized_top_k_seconds"])
                                                      / min(comparisons[-1]["evaluation"]["fast_seconds"]))
+            print(f"  tutorial-style loop as the tutorial fits it (validation_data=test every epoch), batch {batch}...",
+                  flush=True)
+            comparisons[-1]["loop"] = loop_comparison(
+                clock, tutorial_style(data, split, context=context, batch_size=batch, validate_each_epoch=True,
+                                      evaluate=False), len(split.train))
         results["speed"] = comparisons
+        results["speed_batches"] = batch_comparisons(data, split, Path(models_root), args.batch_sizes,
+                                                     args.batch_epochs)
         if not args.skip_1m and not args.only_speed:
             print("ML-1M (users 1–2999), random 80/20 seed 42", flush=True)
             data = load_movielens("1m", data_dir=shared / "ml-1m-half", source="local")
@@ -276,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only_speed and RESULTS.is_file():
         previous = read_json(RESULTS)
         previous.pop("machine", None)
-        results = {**previous, "speed": results["speed"],
+        results = {**previous, "protocol": results["protocol"], "speed": results["speed"],
+                   "speed_batches": results["speed_batches"],
                    "speed_note": "speed rerun separately (--only_speed) on " + time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                               time.gmtime())}
     write_results("retrieval", results)
@@ -300,6 +427,10 @@ def print_tables(results: dict) -> None:
              "tutorial-style": speed["tutorial_style"]["train_examples_per_second"],
              "ours": speed["ours"]["train_examples_per_second"], "speedup": speed["training_speedup"],
              "target": ">= 2x"},
+            *([{"config": name, "measure": "training loop examples/s incl. per-epoch validation (whole epochs 2-3)",
+                "tutorial-style": speed["loop"]["tutorial_style"]["loop_examples_per_second"],
+                "ours": speed["loop"]["ours"]["loop_examples_per_second"], "speedup": speed["loop"]["speedup"],
+                "target": ">= 2x"}] if "loop" in speed else []),
             {"config": name, "measure": "full-test top-k evaluation, s (warm)",
              "tutorial-style": min(evaluation["factorized_top_k_seconds"]), "ours": min(evaluation["fast_seconds"]),
              "speedup": speed["evaluation_speedup"], "target": ">= 5x"},
@@ -311,6 +442,15 @@ def print_tables(results: dict) -> None:
         ]
     print("\nSpeed, side by side in one run (ML-100K random 80/20 seed 42; configs in the JSON)\n")
     print(markdown_table(rows, ["config", "measure", "tutorial-style", "ours", "speedup", "target"]))
+    rows = [{"config": f"{b['config']}, batch {b['batch_size']}",
+             "measure": f"training-only examples/s (epochs 2-{b['epochs']}, no validation)",
+             "tutorial-style": b["tutorial_style"]["train_examples_per_second"],
+             "ours": b["ours"]["train_examples_per_second"], "speedup": b["speedup"], "target": ">= 2x"}
+            for b in results.get("speed_batches", [])]
+    if rows:
+        print("\nTraining-only speed at smaller batches, side by side in the same run (ML-100K random 80/20 seed 42; "
+              "32-d, Adagrad 0.1; same model per config as above)\n")
+        print(markdown_table(rows, ["config", "measure", "tutorial-style", "ours", "speedup", "target"]))
 
 if __name__ == "__main__":
     raise SystemExit(main())

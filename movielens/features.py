@@ -305,11 +305,16 @@ def movie_minutes_for(data, features: Sequence[str], length_config=None, constan
                    f"(constant_movie_length): the feature carries no information")
         _warn(message, verbose)
         return np.full(len(data.movies), config.default_minutes, np.float32), message
-    lengths = resolve_movie_lengths(data.movies, data.variant, config, progress=False, verbose=verbose)
+    # The provider prints nothing itself (verbose=False): exactly one summary comes from here, a WARNING
+    # instead of the summary when every length is the default. Its tqdm bar shows only when it looks up.
+    lengths = resolve_movie_lengths(data.movies, data.variant, config, progress=verbose, verbose=False)
     summary = lengths.summary()
     if lengths.report.get("n_real", 0) == 0:
-        message = f"WARNING: {summary}; movie_length is the constant {config.default_minutes:g} for every movie"
-        _warn(message, verbose)
+        first, *notes = summary.split("\n")
+        _warn("\n".join([f"WARNING: {first}; the movie_length feature carries no information", *notes]), verbose)
+        return np.asarray(lengths.minutes, np.float32), summary
+    if verbose:
+        print(summary, flush=True)
     return np.asarray(lengths.minutes, np.float32), summary
 
 

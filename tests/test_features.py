@@ -97,3 +97,16 @@ def test_movie_length_needs_runtimes_and_constant_is_loud(synthetic, capsys):
     with pytest.warns(UserWarning, match="constant 90"):
         F.movie_minutes_for(data, ["movie_length"], constant_minutes=True, verbose=False)
     assert F.movie_minutes_for(data, ["timestamp"]) == (None, "")
+
+
+def test_all_default_movie_lengths_print_one_warning_line(synthetic, capsys):
+    from movielens.movie_length import MovieLengthConfig
+
+    data, _ = synthetic
+    config = MovieLengthConfig(use_network=False)  # no table, no IMDb file, no lookups: every length is the default
+    minutes, _ = F.movie_minutes_for(data, ["movie_length"], config, verbose=True)
+    assert (minutes == config.default_minutes).all()
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if not line.startswith("  note:")]
+    assert len(lines) == 1 and lines[0].startswith("WARNING") and "default 90" in lines[0], out
+    assert out.count("use the default") == 1

@@ -29,7 +29,7 @@ from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
 from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise
-from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix
+from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix, side_matrix
 from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
 from movielens.recommender import Recommendation, UserHistory
 from movielens.titles import TitleIndex
@@ -60,6 +60,7 @@ class RatingConfig(Config):
     weight_decay: float = 0.08                 # L2 on looked-up embeddings (and knn dense kernels)
     bias_decay: float = 0.01                   # cf only: L2 on looked-up biases
     implicit: bool = False                     # cf only: SVD++ implicit-feedback term on the user vector
+    side_features: bool = False                # cf only: + user age/gender/occupation and movie genre factors
     init_std: float = 0.01
     optimizer: str = "adam"
     decoupled_decay: float = 0.0               # adamw only: fastai-style weight decay on all weights each step
@@ -241,19 +242,56 @@ class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
                 "final_div": self.final_div}
 
 
+USER_SIDE_COLUMNS = ("bucketized_user_age", "user_gender", "user_occupation_label")
+
+
+def side_matrices(data: MovieLensData, vocabulary: Vocabulary) -> tuple[tf.SparseTensor, tf.SparseTensor]:
+    """User features (age bucket, gender, occupation: one-hot each, weight 1) and movie genres (weight 1/|G|).
+
+    Returns ([num_users, F], [num_movies, G]) sparse matrices indexed by vocabulary index.
+    """
+    missing = [c for c in USER_SIDE_COLUMNS if c not in data.ratings.columns]
+    if missing:
+        raise ValueError(f"side_features needs the user columns {', '.join(USER_SIDE_COLUMNS)}; "
+                         f"{data.variant} lacks {', '.join(missing)} (use 100k or 1m)")
+    users = data.users
+    rows = vocabulary.encode_users(users["user_id"])
+    user_rows, user_features, offset = [], [], 0
+    for column in USER_SIDE_COLUMNS:
+        codes, levels = pd.factorize(users[column], sort=True)
+        user_rows.append(rows)
+        user_features.append(codes + offset)
+        offset += len(levels)
+    user_rows, user_features = np.concatenate(user_rows), np.concatenate(user_features)
+    user_side = side_matrix(user_rows, user_features, np.ones(len(user_rows)), vocabulary.num_users, offset)
+    movies = data.movies
+    genres = [tuple(g) for g in movies["movie_genres"]]
+    n_genres = 1 + max((max(g) for g in genres if len(g)), default=0)
+    counts = np.array([len(g) for g in genres])
+    movie_rows = np.repeat(vocabulary.encode_movies(movies["movie_id"]), counts)
+    movie_features = np.array([x for g in genres for x in g], np.int64)
+    weights = np.repeat(1.0 / np.maximum(counts, 1), counts)
+    movie_side = side_matrix(movie_rows, movie_features, weights, vocabulary.num_movies, n_genres)
+    return user_side, movie_side
+
+
 def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float,
-                fit: EncodedRatings | None = None) -> tf.keras.Model:
+                fit: EncodedRatings | None = None, data: MovieLensData | None = None) -> tf.keras.Model:
     """The (uncompiled) model of `config`, built on a dummy batch so its variables exist.
 
-    `fit` (the fitting ratings) is needed for the implicit-feedback term only.
+    `fit` (the fitting ratings) is needed for the implicit-feedback term only, `data` for side features.
     """
     y_range = (config.y_min, config.y_max)
     if config.model == "cf":
         implicit = None
         if config.implicit:
             implicit = implicit_matrix(fit.users, fit.movies, vocabulary.num_users, vocabulary.num_movies)
+        user_side = movie_side = None
+        if config.side_features:
+            user_side, movie_side = side_matrices(data, vocabulary)
         model = EmbeddingDotBias(vocabulary.num_users, vocabulary.num_movies, config.n_factors, y_range,
-                                 config.weight_decay, config.bias_decay, global_mean, config.init_std, implicit)
+                                 config.weight_decay, config.bias_decay, global_mean, config.init_std, implicit,
+                                 user_side, movie_side)
     else:
         model = ConcatRatingModel(vocabulary.num_users, vocabulary.num_movies, config.n_factors,
                                   config.hidden_units, config.dropout, y_range, config.weight_decay, config.init_std)
@@ -320,8 +358,10 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
     """
     config = config.check()
     key = key or data_key(data, split)
-    model_dir = ModelDir(readable_name(config.model, data.variant, split.name), {"model": config.to_dict(),
-                                                                                 "data": key})
+    model_key = config.to_dict()
+    if not config.side_features:  # added after models were cached; off is the model they are, same key
+        del model_key["side_features"]
+    model_dir = ModelDir(readable_name(config.model, data.variant, split.name), {"model": model_key, "data": key})
     parts = rating_parts(split, config.validation_fraction, config.seed)
     final_fit = parts.final_fit(config.refit_full)
     if not retrain and model_dir.is_complete():
@@ -331,14 +371,15 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
         if saved != _vocabulary_json(split.vocabulary):
             raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split; use --retrain")
         tf.keras.utils.set_random_seed(config.seed)
-        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], final_fit)
+        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], final_fit,
+                            data)
         load_weights(model, model_dir.weights_prefix)
         return TrainedRatingModel(config, model, vocabulary, model_dir.read_json("history.json"),
                                   model_dir.read_json("metrics.json"), model_dir, loaded=True)
 
     model_dir.start(retrain)
     model_dir.write_json("vocabularies.json", _vocabulary_json(split.vocabulary))
-    model = _compiled_model(config, split.vocabulary, parts.fit)
+    model = _compiled_model(config, split.vocabulary, parts.fit, data)
     train_ds = make_dataset(parts.fit, config.batch_size, config.seed)
 
     def evaluate(m):
@@ -357,7 +398,7 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
         epochs = history.get("best_epoch") or len(history.get("epoch", [])) or config.epochs
         if verbose:
             print(f"Refitting on fit + validation ({len(final_fit):,} ratings) for {epochs} epochs.", flush=True)
-        model = _compiled_model(config, split.vocabulary, final_fit)
+        model = _compiled_model(config, split.vocabulary, final_fit, data)
         refit_config = config.replace(epochs=epochs)
         _fit(model, make_dataset(final_fit, config.batch_size, config.seed), model_dir, None, refit_config,
              verbose, checkpoint_dir=model_dir.checkpoint_dir / "refit")
@@ -377,10 +418,11 @@ def _mean_rating(part: EncodedRatings) -> float:
     return float(part.ratings.mean()) if len(part) else 3.5
 
 
-def _compiled_model(config: RatingConfig, vocabulary: Vocabulary, fit: EncodedRatings) -> tf.keras.Model:
+def _compiled_model(config: RatingConfig, vocabulary: Vocabulary, fit: EncodedRatings,
+                    data: MovieLensData | None = None) -> tf.keras.Model:
     """A freshly seeded model for fitting on `fit` (global offset and implicit term from it), compiled."""
     tf.keras.utils.set_random_seed(config.seed)
-    model = build_model(config, vocabulary, _mean_rating(fit), fit)
+    model = build_model(config, vocabulary, _mean_rating(fit), fit, data)
     steps_per_epoch = max(1, -(-len(fit) // config.batch_size))
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse")
     return model

@@ -288,3 +288,31 @@ def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs
     assert loaded.loaded and loaded.metrics == m
     np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
                                   rating.predict_ratings(trained.model, test.users, test.movies))
+
+
+def test_side_features_variant_exports_consistent_tables_and_reloads(monkeypatch, tmp_path):
+    """cf + side features: user (age, gender, occupation) and genre vectors/biases join the user/movie side."""
+    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
+    data, _ = synthetic_movielens(SPEC)
+    split = random_split(data, (0.8, 0.2), seed=42)
+    config = rating.default_config("cf", **{**FAST, "epochs": 10}, side_features=True)
+    trained = rating.train_or_load(config, data, split, verbose=0)
+    assert trained.metrics["test_rmse"] < 0.8 * trained.metrics["test_rmse_global_mean"]
+    model = trained.model
+    user_side, movie_side = (tf.sparse.to_dense(m).numpy() for m in (model.user_side, model.movie_side))
+    assert (user_side[1:].sum(axis=1) == 3).all() and user_side[0].sum() == 0  # one level of each user feature
+    np.testing.assert_allclose(movie_side[1:].sum(axis=1)[movie_side[1:].sum(axis=1) > 0], 1.0, rtol=1e-6)
+    # The exported tables (vectors + feature sums, biases + feature biases) reproduce the predicted ratings.
+    users, movies = np.array([1, 2, 3, 0]), np.array([4, 5, 0, 6])
+    logits = ((model.user_vectors()[users] * model.movie_vectors()[movies]).sum(axis=1) + model.user_biases()[users]
+              + model.movie_biases()[movies] + model.global_bias.numpy())
+    expected = config.y_min + (config.y_max - config.y_min) / (1 + np.exp(-logits))
+    np.testing.assert_allclose(rating.predict_ratings(model, users, movies), expected, rtol=1e-5)
+    assert np.abs(model.side_tables["movie"][1].embeddings.numpy()).sum() > 0  # the genre biases were trained
+    loaded = rating.train_or_load(config, data, split, verbose=0)
+    assert loaded.loaded
+    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, users, movies),
+                                  rating.predict_ratings(model, users, movies))
+    no_users = data.__class__(**{**data.__dict__, "ratings": data.ratings.drop(columns=["user_gender"])})
+    with pytest.raises(ValueError, match="side_features needs the user columns"):
+        rating.side_matrices(no_users, split.vocabulary)

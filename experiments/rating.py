@@ -20,6 +20,8 @@ from pathlib import Path
 
 from movielens import rating
 from movielens.data import cli as data_cli
+from movielens.recommender import UserHistory
+from movielens.titles import TitleIndex
 
 # Fields the CLI does not expose as model flags: the family comes from --model, the seed from --seed.
 _NOT_FLAGS = ("model", "seed")
@@ -85,8 +87,11 @@ def _fold_folder(data_dir) -> Path:
     raise FileNotFoundError(f"no u1.base in {data_dir} or {Path(data_dir) / 'ml-100k'}")
 
 
-def load_model(args: argparse.Namespace):
-    """(data, split, trained model) for the flags; trains on first use."""
+def load_model(args: argparse.Namespace, check_input=None):
+    """(data, split, trained model) for the flags; trains on first use.
+
+    `check_input(data, split)` runs before any training, so a bad id or title fails at once.
+    """
     config = config_from_args(args)
     if args.fold:
         if args.dataset != "100k":
@@ -100,6 +105,8 @@ def load_model(args: argparse.Namespace):
             args.split_fractions = list(rating.DEFAULT_RANDOM_FRACTIONS)
         data, split = data_cli.load_split(args)
         key = rating.data_key(data, split, args.split_fractions, args.seed)
+    if check_input is not None:
+        check_input(data, split)
     trained = rating.train_or_load(config, data, split, key, retrain=args.retrain, verbose=0 if args.quiet else 1)
     return data, split, trained
 
@@ -136,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
 def recommend(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise ValueError(f"--k must be positive, got {args.k}")
-    data, split, trained = load_model(args)
+    def check_input(data, split):
+        if args.similar_to:
+            TitleIndex(data.movies["movie_id"], data.movies["movie_title"]).lookup(args.similar_to)
+        else:
+            UserHistory(split.train).check_user(args.user_id)
+
+    data, split, trained = load_model(args, check_input)
     rank_by = args.rank_by or ("rating" if args.model == "cf" else "cosine")
     recommender = rating.EmbeddingRecommender(trained, data, split.train, rank_by, args.index_backend)
     if args.similar_to:

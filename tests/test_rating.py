@@ -316,3 +316,17 @@ def test_side_features_variant_exports_consistent_tables_and_reloads(monkeypatch
     no_users = data.__class__(**{**data.__dict__, "ratings": data.ratings.drop(columns=["user_gender"])})
     with pytest.raises(ValueError, match="side_features needs the user columns"):
         rating.side_matrices(no_users, split.vocabulary)
+
+
+def test_bad_title_or_user_fails_before_any_training(synthetic, tmp_path, monkeypatch, capsys):
+    from experiments import recommend as recommend_cli
+    from movielens import rating as rating_module
+    from movielens.data.synthetic import write_grouplens
+
+    folder = write_grouplens(synthetic[0], tmp_path / "ml-100k", "100k")
+    monkeypatch.setattr(rating_module, "train_or_load", lambda *a, **k: pytest.fail("trained before checking input"))
+    base = ["--dataset", "100k", "--data_dir", str(folder), "--data_source", "local"]
+    assert recommend_cli.main(["--model", "cf", "--similar_to", "Matrix (2099)", *base]) == 2
+    assert "Closest matches: Matrix, The" in capsys.readouterr().err
+    assert recommend_cli.main(["--model", "knn", "--user_id", "99999", *base]) == 2
+    assert "valid ids are 1..60" in capsys.readouterr().err

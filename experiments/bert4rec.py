@@ -14,6 +14,8 @@ import argparse
 import dataclasses
 
 from movielens.data.cli import add_data_arguments, load_split
+from movielens.recommender import UserHistory
+from movielens.titles import TitleIndex
 
 # The dataclasses are imported lazily (TensorFlow is slow to import); their fields are mirrored here
 # through `_config_classes()` so `--help` still lists every field with its default.
@@ -47,10 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no per-epoch output")
 
 
-def _train(args):
+def _train(args, check_input=None):
+    """(data, split, trained model); `check_input(data)` runs first, so bad input fails before any training."""
     from movielens.bert4rec_trainer import train_bert4rec
 
     data, split = load_split(args)
+    if check_input is not None:
+        check_input(data)
     config, training = _configs(args)
     trained = train_bert4rec(data, split, config, training, seed=args.seed, retrain=args.retrain,
                              verbose=0 if args.quiet else 2)
@@ -84,7 +89,15 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
 def recommend(args: argparse.Namespace) -> int:
     from movielens.bert4rec_trainer import Bert4RecRecommender
 
-    data, _, trained = _train(args)
+    def check_input(data):
+        if args.history:
+            index = TitleIndex(data.movies["movie_id"], data.movies["movie_title"])
+            for title in args.history:
+                index.lookup(title)
+        else:
+            UserHistory(data.ratings).check_user(args.user_id)
+
+    data, _, trained = _train(args, check_input)
     recommender = Bert4RecRecommender.from_trained(trained, data)
     if args.history:
         watched = recommender.history_ids(args.history)

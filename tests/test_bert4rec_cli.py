@@ -47,3 +47,17 @@ def test_train_report_cache_and_recommend(synthetic, tmp_path, capsys):
     assert "unknown user id" in capsys.readouterr().err
     assert run_cli.main([*common, "--hidden_dim", "15"]) == 2  # 2 heads do not divide 15
     assert "num_heads" in capsys.readouterr().err
+
+
+def test_bad_title_or_user_fails_before_any_training(synthetic, tmp_path, monkeypatch, capsys):
+    from experiments import recommend as recommend_cli
+    from movielens import bert4rec_trainer
+    from movielens.data.synthetic import write_grouplens
+
+    folder = write_grouplens(synthetic[0], tmp_path / "ml-100k", "100k")
+    monkeypatch.setattr(bert4rec_trainer, "train_bert4rec", lambda *a, **k: pytest.fail("trained before checking"))
+    base = ["--model", "bert4rec", "--dataset", "100k", "--data_dir", str(folder), "--data_source", "local"]
+    assert recommend_cli.main([*base, "--history", "Matrix (2099)"]) == 2
+    assert "Closest matches: Matrix, The" in capsys.readouterr().err
+    assert recommend_cli.main([*base, "--user_id", "99999"]) == 2
+    assert "valid ids are 1..60" in capsys.readouterr().err

@@ -10,17 +10,17 @@ from experiments import recommend as recommend_cli
 from experiments import run as run_cli
 from movielens import evaluation, rating
 from movielens.data.splits import random_split
-from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
+from movielens.data.synthetic import synthetic_movielens, write_grouplens
 from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise, scann_available
 from movielens.recommender import UserHistory
 from movielens.titles import UnknownTitleError
 from tests.contract import RecommenderContract
+from tests.test_rating import FAST as CF_FAST
+from tests.test_rating import SPEC
 
-SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
+# The planted data and fast CF settings are test_rating's, so both files exercise the same setting.
 KNN_FAST = {"epochs": 15, "batch_size": 256, "learning_rate": 0.01, "patience": 3, "n_factors": 16,
             "hidden_units": (32, 16, 8), "dropout": 0.0}
-CF_FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
-           "weight_decay": 0.01, "bias_decay": 0.0005}
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,9 @@ MONITOR = "val_ndcg@10"
 KS = (1, 5, 10)
 SAMPLED_NEGATIVES = 100
 SAMPLED_PREFIX = f"sampled{SAMPLED_NEGATIVES}_"
+# Bumped when the layers (hence the checkpoint layout) change: older cached models are not reloaded.
+# 2: matmul self-attention with one fused QKV projection and stateless dropout.
+ARCHITECTURE_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +169,8 @@ class TrainedBert4Rec:
 def cache_key(data: MovieLensData, split: Split, config: Bert4RecConfig, training: Bert4RecTrainingConfig,
               seed: int) -> dict:
     """Everything that determines the trained model (hashed into the saved_models/ folder name)."""
-    return {"model": config.to_dict(), "training": training.to_dict(), "seed": seed,
+    return {"model": config.to_dict(), "architecture": ARCHITECTURE_VERSION, "training": training.to_dict(),
+            "seed": seed,
             "data": {"variant": data.variant, "source": data.source, "ratings": int(len(data.ratings)),
                      "split": split.name, "train": int(len(split.train))}}
 

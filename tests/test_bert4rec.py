@@ -17,7 +17,7 @@ from movielens.bert4rec_trainer import (
     train_bert4rec,
 )
 from movielens.data.splits import leave_last_out_split
-from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
+from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig, SelfAttention, StatelessDropout
 from movielens.recommender import UserHistory
 from movielens.sequences import NextItemTask, UserSequences, masked_dataset, training_windows
 from movielens.titles import UnknownTitleError
@@ -50,6 +50,34 @@ def test_trimmed_padding_gives_the_same_scores():
     trimmed = model.score_histories(histories)
     full = np.concatenate([model.score_last(tf.constant(model.next_item_inputs([h]))).numpy() for h in histories])
     np.testing.assert_allclose(trimmed, full, rtol=1e-5, atol=1e-5)
+
+
+def test_self_attention_matches_keras_multi_head_attention():
+    """The matmul attention computes what tf.keras.layers.MultiHeadAttention does with the same weights."""
+    hidden, heads, batch, length = 8, 2, 3, 5
+    x = tf.random.stateless_normal([batch, length, hidden], seed=[0, 1])
+    key_mask = tf.constant([[False, False, True, True, True], [True] * 5, [False, True, True, True, True]])
+    ours = SelfAttention(hidden, heads, dropout=0.0)
+    ours(x, key_mask)
+    keras = tf.keras.layers.MultiHeadAttention(heads, hidden // heads)
+    keras(x, x)
+    qkv_kernel, qkv_bias, out_kernel, out_bias = (w.numpy() for w in ours.weights)
+    q, k, v = (qkv_kernel.reshape(hidden, 3, heads, hidden // heads)[:, i] for i in range(3))
+    qb, kb, vb = (qkv_bias.reshape(3, heads, hidden // heads)[i] for i in range(3))
+    keras.set_weights([q, qb, k, kb, v, vb, out_kernel.reshape(heads, hidden // heads, hidden), out_bias])
+    mask = tf.logical_and(key_mask[:, None, :], tf.ones([batch, length, 1], tf.bool))
+    np.testing.assert_allclose(ours(x, key_mask).numpy(), keras(x, x, attention_mask=mask).numpy(), atol=1e-5)
+
+
+def test_stateless_dropout_rate_scaling_and_fresh_masks():
+    tf.keras.utils.set_random_seed(0)
+    layer = StatelessDropout(0.25)
+    x = tf.ones([200, 200])
+    first, second = layer(x, training=True).numpy(), layer(x, training=True).numpy()
+    assert abs((first == 0).mean() - 0.25) < 0.01
+    np.testing.assert_allclose(first[first != 0], 1 / 0.75, rtol=1e-6)
+    assert (first != second).any()  # a new mask every call
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
 
 
 @pytest.mark.slow

@@ -53,22 +53,72 @@ class Bert4RecConfig(Config):
         return self.max_predictions or default_max_predictions(self.max_len, self.mask_prob)
 
 
+class StatelessDropout(tf.keras.layers.Layer):
+    """Dropout drawing its mask with stateless Philox ops, seeded per call from a `tf.random.Generator`.
+
+    Same math as `tf.keras.layers.Dropout`; about 6x faster on CPU here (its legacy stateful
+    RandomUniform dominated the attention-probability dropout: 24 ms vs 4 ms on [64, 2, 200, 200]).
+    The generator state is a variable, so checkpoints resume the same masks.
+    """
+
+    def __init__(self, rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def build(self, input_shape):
+        # Seeded from numpy, so `tf.keras.utils.set_random_seed` makes runs repeatable.
+        self.generator = tf.random.Generator.from_seed(int(np.random.randint(2**31 - 1)))
+        super().build(input_shape)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0.0:
+            return x
+        seed = self.generator.make_seeds(1)[:, 0]
+        return tf.nn.experimental.stateless_dropout(x, self.rate, seed=seed)
+
+
+class SelfAttention(tf.keras.layers.Layer):
+    """Multi-head self-attention with a key padding mask (as `tf.keras.layers.MultiHeadAttention`).
+
+    Written with head-major `tf.matmul` rather than Keras' einsums, which were 3.5x slower
+    on this CPU for the [B, heads, L, L] score product.
+    """
+
+    def __init__(self, hidden_dim: int, num_heads: int, dropout: float, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads, self.head_dim = num_heads, hidden_dim // num_heads
+        self.qkv = tf.keras.layers.Dense(3 * hidden_dim, name="qkv")
+        self.output_dense = tf.keras.layers.Dense(hidden_dim, name="output")
+        self.dropout = StatelessDropout(dropout)
+
+    def call(self, x, key_mask, training=False):
+        """x: float [B, L, H]; key_mask: bool [B, L] (False = padding, never attended to) -> [B, L, H]."""
+        batch, length = tf.shape(x)[0], tf.shape(x)[1]
+        qkv = tf.reshape(self.qkv(x), [batch, length, 3, self.num_heads, self.head_dim])
+        q, k, v = tf.unstack(tf.transpose(qkv, [2, 0, 3, 1, 4]))             # each [B, heads, L, dh]
+        scores = tf.matmul(q, k, transpose_b=True) * (self.head_dim ** -0.5)  # [B, heads, L, L]
+        scores += (1.0 - tf.cast(key_mask, scores.dtype))[:, None, None, :] * -1e9
+        probs = self.dropout(tf.nn.softmax(scores), training=training)
+        attended = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])             # [B, L, heads, dh]
+        return self.output_dense(tf.reshape(attended, [batch, length, self.num_heads * self.head_dim]))
+
+
 class EncoderBlock(tf.keras.layers.Layer):
     """Post-LN transformer block (as BERT): x = LN(x + MHA(x)); x = LN(x + FFN(x)), GELU feed-forward."""
 
     def __init__(self, hidden_dim: int, num_heads: int, ffn_dim: int, dropout: float, **kwargs):
         super().__init__(**kwargs)
-        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, hidden_dim // num_heads, dropout=dropout)
+        self.attention = SelfAttention(hidden_dim, num_heads, dropout)
         self.ffn_in = tf.keras.layers.Dense(ffn_dim, activation="gelu")
         self.ffn_out = tf.keras.layers.Dense(hidden_dim)
         self.norm1 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
         self.norm2 = tf.keras.layers.LayerNormalization(epsilon=1e-6)
-        self.drop1 = tf.keras.layers.Dropout(dropout)
-        self.drop2 = tf.keras.layers.Dropout(dropout)
+        self.drop1 = StatelessDropout(dropout)
+        self.drop2 = StatelessDropout(dropout)
 
-    def call(self, x, attention_mask, training=False):
-        """x: float [B, L, H]; attention_mask: bool [B, L, L] (query, key) -> [B, L, H]."""
-        attended = self.attention(x, x, attention_mask=attention_mask, training=training)
+    def call(self, x, key_mask, training=False):
+        """x: float [B, L, H]; key_mask: bool [B, L] (False at padding) -> [B, L, H]."""
+        attended = self.attention(x, key_mask, training=training)
         x = self.norm1(x + self.drop1(attended, training=training))
         return self.norm2(x + self.drop2(self.ffn_out(self.ffn_in(x)), training=training))
 
@@ -90,7 +140,7 @@ class Bert4Rec(tfrs.Model):
         self.item_embedding = tf.keras.layers.Embedding(n_items + 2, hidden, name="item_embedding")
         self.position_embedding = tf.keras.layers.Embedding(config.max_len, hidden, name="position_embedding")
         self.embedding_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
-        self.embedding_dropout = tf.keras.layers.Dropout(config.dropout)
+        self.embedding_dropout = StatelessDropout(config.dropout)
         self.blocks = [EncoderBlock(hidden, config.num_heads, config.ffn_dim or 4 * hidden, config.dropout,
                                     name=f"block_{i}") for i in range(config.num_layers)]
         # The paper's output head: a GELU projection + LayerNorm, then scores tied to the item embeddings.
@@ -107,10 +157,9 @@ class Bert4Rec(tfrs.Model):
         positions = tf.range(self.bert_config.max_len - length, self.bert_config.max_len)
         x = self.item_embedding(items) + self.position_embedding(positions)[None]
         x = self.embedding_dropout(self.embedding_norm(x), training=training)
-        keys = items != PAD
-        attention_mask = tf.logical_and(keys[:, None, :], tf.ones_like(keys)[:, :, None])
+        key_mask = items != PAD
         for block in self.blocks:
-            x = block(x, attention_mask, training=training)
+            x = block(x, key_mask, training=training)
         return x
 
     def call(self, inputs, training=False):
@@ -118,7 +167,9 @@ class Bert4Rec(tfrs.Model):
         gathered = tf.gather(hidden, inputs["positions"], batch_dims=1)  # [B, P, H]
         projected = self.head_norm(self.head(gathered))
         items = self.item_embedding.embeddings[1 : self.n_items + 1]  # [n_items, H]
-        return tf.einsum("bph,nh->bpn", projected, items) + self.output_bias
+        batch, slots = tf.shape(projected)[0], tf.shape(projected)[1]
+        flat = tf.matmul(tf.reshape(projected, [-1, self.bert_config.hidden_dim]), items, transpose_b=True)
+        return tf.reshape(flat, [batch, slots, self.n_items]) + self.output_bias
 
     def compute_loss(self, inputs, training=False):
         """inputs = (features, labels int32 [B, P], weights float [B, P]): mean cross-entropy over masked slots."""

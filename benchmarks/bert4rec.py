@@ -19,7 +19,7 @@ reports the cached model's recorded times.
 Writes benchmarks/results/bert4rec.json (and bert4rec.progress.json while training),
 prints a markdown table.
 
-    .venv/bin/python -m benchmarks.bert4rec [--datasets 100k 1m-half] [--budget_minutes 50]
+    .venv/bin/python -m benchmarks.bert4rec [--datasets 100k 1m-half] [--budget_minutes 60]
 """
 
 from __future__ import annotations
@@ -142,9 +142,9 @@ def table(results: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--budget_minutes", type=float, default=50.0, help="wall-clock budget per training run")
+    parser.add_argument("--budget_minutes", type=float, default=60.0, help="wall-clock budget per training run")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--learning_rate", type=float, default=2e-3)
     parser.add_argument("--evaluate_every", type=int, default=3)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=400)

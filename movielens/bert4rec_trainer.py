@@ -60,13 +60,14 @@ ARCHITECTURE_VERSION = 2
 class Bert4RecTrainingConfig(Config):
     """Optimisation and early stopping."""
 
-    batch_size: int = 128
-    learning_rate: float = 1e-3
+    # The benchmarked settings (benchmarks/bert4rec.py): Adam 2e-3 beat 1e-3 on ML-100K's validation curve.
+    batch_size: int = 64
+    learning_rate: float = 2e-3
     warmup_steps: int = 100       # linear warm-up, then constant (Adam)
     clipnorm: float = 5.0         # global gradient-norm clipping (as the original code)
     epochs: int = 200             # upper bound; early stopping usually ends sooner
-    evaluate_every: int = 5       # epochs between validations
-    patience: int = 4             # validations without a better val_ndcg@10 before stopping
+    evaluate_every: int = 3       # epochs between validations
+    patience: int = 5             # validations without a better val_ndcg@10 before stopping
     window_stride: int = 0        # items between training windows of long histories; 0 -> max_len
     time_budget_minutes: float = 0.0  # stop after the epoch that exceeds this (this run's time); 0 -> no limit
 

@@ -221,13 +221,18 @@ class TestCFContract(RecommenderContract):
         return rating.EmbeddingRecommender(trained, data, split.train, rank_by="rating")
 
 
-def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
-    """SVD++ term: the user vector gains |N(u)|^-1/2 sum y_j over the user's fitting movies."""
+def _train_planted(monkeypatch, tmp_path, epochs: int, **overrides):
+    """cf on SPEC's planted data (random 80/20, seed 42), cached under tmp_path: (data, split, config, trained)."""
     monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
     data, _ = synthetic_movielens(SPEC)
     split = random_split(data, (0.8, 0.2), seed=42)
-    config = rating.default_config("cf", **{**FAST, "epochs": 15}, implicit=True, refit_full=False)
-    trained = rating.train_or_load(config, data, split, verbose=0)
+    config = rating.default_config("cf", **{**FAST, "epochs": epochs}, **overrides)
+    return data, split, config, rating.train_or_load(config, data, split, verbose=0)
+
+
+def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
+    """SVD++ term: the user vector gains |N(u)|^-1/2 sum y_j over the user's fitting movies."""
+    data, split, config, trained = _train_planted(monkeypatch, tmp_path, 15, implicit=True, refit_full=False)
     assert trained.metrics["test_rmse"] < 0.8 * trained.metrics["test_rmse_global_mean"]
     model = trained.model
     offsets = model._implicit_offsets().numpy()
@@ -263,11 +268,7 @@ def test_splits_with_their_own_validation_part_are_used_as_is(synthetic):
 
 def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs(monkeypatch, tmp_path):
     """refit_full: early stopping on the carve-out picks the epochs; a fresh model then fits fit + validation."""
-    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
-    data, _ = synthetic_movielens(SPEC)
-    split = random_split(data, (0.8, 0.2), seed=42)
-    config = rating.default_config("cf", **{**FAST, "epochs": 15}, refit_full=True, implicit=True)
-    trained = rating.train_or_load(config, data, split, verbose=0)
+    data, split, config, trained = _train_planted(monkeypatch, tmp_path, 15, refit_full=True, implicit=True)
     m = trained.metrics
     assert m["refit_epochs"] == m["best_epoch"] and m["best_epoch"] is not None
     assert m["n_refit"] == m["n_fit"] + m["n_validation"] == len(split.train)
@@ -292,11 +293,7 @@ def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs
 
 def test_side_features_variant_exports_consistent_tables_and_reloads(monkeypatch, tmp_path):
     """cf + side features: user (age, gender, occupation) and genre vectors/biases join the user/movie side."""
-    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "models"))
-    data, _ = synthetic_movielens(SPEC)
-    split = random_split(data, (0.8, 0.2), seed=42)
-    config = rating.default_config("cf", **{**FAST, "epochs": 10}, side_features=True)
-    trained = rating.train_or_load(config, data, split, verbose=0)
+    data, split, config, trained = _train_planted(monkeypatch, tmp_path, 10, side_features=True)
     assert trained.metrics["test_rmse"] < 0.8 * trained.metrics["test_rmse_global_mean"]
     model = trained.model
     user_side, movie_side = (tf.sparse.to_dense(m).numpy() for m in (model.user_side, model.movie_side))

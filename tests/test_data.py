@@ -55,6 +55,18 @@ def _assert_same_ratings(loaded: MovieLensData, expected: MovieLensData):
                                   expected.ratings[columns].reset_index(drop=True), check_dtype=False)
 
 
+def test_found_local_files_win_over_a_cached_copy_of_another_source(synthetic, tmp_path, offline):
+    """A registry copy cached by an earlier run must not stand in for the --data_dir files asked for."""
+    data, folder = _written(synthetic, tmp_path, "100k")
+    other = MovieLensData("100k", "registry:recbole==1.2.1", data.ratings.iloc[:10].copy(), data.movies)
+    cache_dir = tmp_path / "datasets"
+    cache.write(other, cache_dir, "registry-recbole121")
+    loaded = load_movielens("100k", data_dir=folder, cache_dir=cache_dir)
+    assert loaded.source.startswith("local:") and len(loaded.ratings) == len(data.ratings)
+    # Without local files the cached registry copy still serves (no network needed).
+    assert load_movielens("100k", cache_dir=cache_dir).source == "registry:recbole==1.2.1"
+
+
 @pytest.mark.parametrize("layout", ["100k", "1m", "latest-small"])
 def test_each_layout_loads_into_the_tfds_schema(synthetic, synthetic_1m, tmp_path, offline, layout):
     data, folder = _written(synthetic, tmp_path, layout, synthetic_1m)

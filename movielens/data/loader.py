@@ -82,8 +82,11 @@ def load_movielens(
         elif source == "registry":
             raise ValueError(f"the registry source only has ML-100K, not {variant}")
 
-    if not rebuild:  # A cached copy of any candidate beats reaching a source.
-        for _name, key, _ in candidates:
+    # A cached copy beats reaching a source, but local files that were found are *the* source: a cached copy
+    # of another source (e.g. the registry's ML-100K, cached by an earlier run) must not stand in for them.
+    local_found = bool(candidates) and candidates[0][0] == "local"
+    if not rebuild:
+        for _name, key, _ in candidates[:1] if local_found else candidates:
             try:
                 data = cache.read(cache_dir, variant, key)
             except cache.CorruptCacheError as error:

@@ -91,7 +91,7 @@ def recommend(args: argparse.Namespace) -> int:
 
     def check_input(data):
         if args.history:
-            index = TitleIndex(data.movies["movie_id"], data.movies["movie_title"])
+            index = TitleIndex.from_movies(data.movies)
             for title in args.history:
                 index.lookup(title)
         else:

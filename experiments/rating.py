@@ -145,7 +145,7 @@ def recommend(args: argparse.Namespace) -> int:
         raise ValueError(f"--k must be positive, got {args.k}")
     def check_input(data, split):
         if args.similar_to:
-            TitleIndex(data.movies["movie_id"], data.movies["movie_title"]).lookup(args.similar_to)
+            TitleIndex.from_movies(data.movies).lookup(args.similar_to)
         else:
             UserHistory(split.train).check_user(args.user_id)
 

@@ -277,7 +277,7 @@ class Bert4RecRecommender:
         self.vocabulary = Vocabulary(np.zeros(0, object), self.movie_ids)
         self.users = UserHistory(ratings)
         self.titles = dict(zip(movies["movie_id"].astype(str), movies["movie_title"]))
-        self.title_index = TitleIndex(movies["movie_id"].astype(str), movies["movie_title"])
+        self.title_index = TitleIndex.from_movies(movies)
 
     @classmethod
     def from_trained(cls, trained: TrainedBert4Rec, data: MovieLensData, ratings: pd.DataFrame | None = None):

@@ -556,7 +556,7 @@ class EmbeddingRecommender:
         self.history = UserHistory(train)
         self.movie_ids = np.asarray(trained.vocabulary.movie_ids, dtype=object)  # column j = index j + 1
         self.titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
-        self.title_index = TitleIndex(data.movies["movie_id"], data.movies["movie_title"])
+        self.title_index = TitleIndex.from_movies(data.movies)
         self.index = CosineIndex(self.movie_ids, trained.movie_vectors()[1:], backend=backend)
 
     def _user_index(self, user_id) -> int:

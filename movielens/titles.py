@@ -163,6 +163,11 @@ class TitleIndex:
                 self._by_key.setdefault(key, []).append(row)
         self._keys = list(self._by_key)
 
+    @classmethod
+    def from_movies(cls, movies) -> TitleIndex:
+        """From a catalogue frame with `movie_id` and `movie_title` columns (ids as strings)."""
+        return cls(movies["movie_id"].astype(str), movies["movie_title"])
+
     def lookup(self, query: str):
         """Returns the movie id for `query`.
 

@@ -66,7 +66,7 @@ def add_recommend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--rank_by", choices=rating.RANKINGS, default=None,
                         help="user recommendations by predicted rating or by the cosine KNN index "
-                             "(default: rating for cf, cosine for knn)")
+                             "(default: rating for cf and autorec, cosine for knn)")
     parser.add_argument("--index_backend", choices=("auto", "brute_force", "scann"), default="auto")
 
 
@@ -150,7 +150,7 @@ def recommend(args: argparse.Namespace) -> int:
             UserHistory(split.train).check_user(args.user_id)
 
     data, split, trained = load_model(args, check_input)
-    rank_by = args.rank_by or ("rating" if args.model == "cf" else "cosine")
+    rank_by = args.rank_by or ("cosine" if args.model == "knn" else "rating")
     recommender = rating.EmbeddingRecommender(trained, data, split.train, rank_by, args.index_backend)
     if args.similar_to:
         movie_id, recs = recommender.similar_to(args.similar_to, args.k)

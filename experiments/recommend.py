@@ -22,6 +22,7 @@ MODELS = {
     "bert4rec": "experiments.bert4rec",
     "cf": "experiments.rating",
     "knn": "experiments.rating",
+    "autorec": "experiments.rating",
 }
 
 

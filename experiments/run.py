@@ -1,6 +1,6 @@
 """Train (or load from saved_models/) and report one model family.
 
-    python -m experiments.run [--model two_tower|bert4rec|cf|knn|data_summary] [model flags]
+    python -m experiments.run [--model two_tower|bert4rec|cf|knn|autorec|data_summary] [model flags]
 
 Each model family lives in its own `experiments/<family>.py` exposing
 `add_arguments(parser)` and `run(args) -> int`; this file only dispatches.
@@ -21,6 +21,7 @@ MODELS = {
     "bert4rec": "experiments.bert4rec",
     "cf": "experiments.rating",
     "knn": "experiments.rating",
+    "autorec": "experiments.rating",
     "data_summary": "experiments.data_summary",
 }
 DEFAULT_MODEL = "two_tower"

@@ -9,7 +9,11 @@ import pytest
 
 import movielens  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from movielens import paths
-from movielens.data.synthetic import SyntheticSpec, synthetic_movielens
+from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
+
+# The rating models' planted data: strong enough to learn in a few seconds: 4 taste clusters (+1 star in
+# cluster), user biases N(0, 0.5), movie biases N(0, 0.4), noise 0.3.
+RATING_SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +47,13 @@ def synthetic():
 @pytest.fixture(scope="session")
 def synthetic_1m():
     return synthetic_movielens(SyntheticSpec(seed=1), variant="1m")
+
+
+@pytest.fixture
+def rating_data_folder(tmp_path):
+    """(data, folder): RATING_SPEC's data written as GroupLens ML-100K files, for the CLI tests."""
+    data, _ = synthetic_movielens(RATING_SPEC)
+    return data, write_grouplens(data, tmp_path / "ml-100k", "100k")
 
 
 @pytest.fixture

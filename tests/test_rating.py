@@ -13,11 +13,10 @@ from movielens import embedding_plot, evaluation, rating
 from movielens.data.splits import random_split
 from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
 from movielens.recommender import UserHistory
+from tests.conftest import RATING_SPEC
 from tests.contract import RecommenderContract
 
-# Planted structure strong enough to learn in a few seconds: 4 taste clusters (+1 star in cluster),
-# user biases N(0, 0.5), movie biases N(0, 0.4), noise 0.3.
-SPEC = SyntheticSpec(n_users=240, n_movies=60, ratings_per_user=30, noise=0.3, seed=3)
+SPEC = RATING_SPEC
 FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
         "weight_decay": 0.01, "bias_decay": 0.0005}
 
@@ -153,17 +152,11 @@ def test_embedding_plot_pca_and_html(planted, tmp_path):
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-@pytest.fixture
-def data_folder(tmp_path):
-    data, _ = synthetic_movielens(SPEC)
-    return data, write_grouplens(data, tmp_path / "ml-100k", "100k")
-
-
 CLI_FAST = ["--epochs", "4", "--batch_size", "512", "--n_factors", "8", "--quiet"]
 
 
-def test_cli_trains_then_loads_and_recommends(data_folder, capsys, isolated_caches):
-    data, folder = data_folder
+def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolated_caches):
+    data, folder = rating_data_folder
     args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
     assert run_cli.main([*args, "--ranking", "--plot"]) == 0
     out = capsys.readouterr().out
@@ -193,8 +186,8 @@ def test_cli_trains_then_loads_and_recommends(data_folder, capsys, isolated_cach
     assert "unknown title 'Matrx'" in err and "Matrix, The" in err
 
 
-def test_cli_bad_flags_are_one_clear_error(data_folder, capsys):
-    _, folder = data_folder
+def test_cli_bad_flags_are_one_clear_error(rating_data_folder, capsys):
+    _, folder = rating_data_folder
     args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
     assert run_cli.main([*args, "--fold", "u1"]) == 2
     assert "no u1.base" in capsys.readouterr().err

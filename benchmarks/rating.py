@@ -6,7 +6,7 @@ Data: `../shared/datasets/ml-100k` (ML-100K) and `../shared/datasets/ml-1m-half`
 only users 1–2999, 487,650 ratings; labelled so, never "ML-1M").
 Protocol for every RMSE: the model family's default configuration (`movielens.rating.FAMILY_DEFAULTS`),
 trained on the training part minus a 10% validation part (seed 42) used for early stopping with best
-weights restored; RMSE on the untouched test part, once. cf refits (`refit_full`): a fresh model is then
+weights restored; RMSE on the untouched test part, once. cf and autorec refit (`refit_full`): a fresh model is then
 trained on the whole training part (fit + validation) for the early-stopped epoch count, and that model is
 the one tested; `es_test_rmse` is the early-stopped model's test RMSE, recorded for comparison only (the
 refit default was chosen on a nested validation check inside the training part, never on test).
@@ -14,6 +14,10 @@ Labelled variants beyond the issue's plain CF (`--no-side` leaves the side rows 
 term), cf + side features (user age/gender/occupation and movie-genre factors, SVDFeature style; 90/10 and
 u1-u5), both together (one model, and the mean prediction of 3 seeds), and the mean prediction of 3 cf
 seeds (an ensemble).
+Labelled models beyond the issue's family (`--no-autorec` leaves them out): I-AutoRec (Sedhain et al. 2015,
+`movielens/models/autorec.py`), and the equal-weight mean of cf's and autorec's predictions (a blend with no
+weight fitted; its validation check, models fitted on the fit part and scored on the validation part, is
+printed beside it), on ML-100K 90/10 seed 42, u1-u5 and ML-1M (users 1–2999).
 Split difficulty (`--split_seeds N`): cf on random 90/10 splits with seeds 0..N-1 (same protocol), and the
 test RMSE of a model-free bias baseline (mean + damped user and movie biases) on seed 42 against seeds
 0..29: how hard seed 42's test part is compared with other random 10% test parts.
@@ -48,6 +52,8 @@ TARGETS = {  # from the issue; published anchors quoted alongside in the table
 }
 SIDE_LABEL = "cf + side features (age/gender/occupation, genres)"
 COMBINED_LABEL = "cf + side features + implicit term"
+AUTOREC_LABEL = "autorec (I-AutoRec)"
+BLEND_LABEL = "mean of cf and autorec (equal-weight blend)"
 ANCHORS = {
     "ML-100K random 90/10": "Surprise SVD 0.93 (90/10)",
     "ML-100K u1-u5 mean": "Surprise 5-fold SVD 0.934, SVD++ 0.920; GLocal-K u1 0.889",
@@ -88,14 +94,34 @@ def _check(label: str, measured: float, variant: str = "") -> dict:
             "target": f"<= {TARGETS[label]}", "reached": measured <= TARGETS[label], "anchor": ANCHORS[label]}
 
 
-def _ensemble_row(members, split, model: str) -> dict:
+def _ensemble_row(members, split, model: str, dataset: str = "ML-100K", split_name: str = "random 90/10") -> dict:
     """The mean prediction of `members` (same split and vocabulary) on the test part."""
     test = rating.EncodedRatings.from_frame(split.test, members[0].vocabulary)
     mean = np.mean([rating.predict_ratings(m.model, test.users, test.movies) for m in members], axis=0)
     scores = evaluation.rmse(mean, test.ratings)
-    return {"dataset": "ML-100K", "split": "random 90/10", "model": model, "test_rmse": scores["rmse"],
+    return {"dataset": dataset, "split": split_name, "model": model, "test_rmse": scores["rmse"],
             "test_mse": scores["mse"], "fit_s": sum(m.metrics["fit_seconds"] for m in members),
             "cached": all(m.loaded for m in members)}
+
+
+def blend_validation_check(data, split, key, retrain: bool) -> dict:
+    """Validation RMSE of cf, autorec and their mean, each fitted on the fit part only (no refit, no test).
+
+    The equal-weight blend fits nothing; this shows whether it also helps where no test data is involved,
+    and what weight (on autorec, grid 0..1) the validation part itself would pick.
+    """
+    members = {m: _train_config(rating.default_config(m, refit_full=False), data, split, key, retrain)
+               for m in ("cf", "autorec")}
+    parts = rating.rating_parts(split, members["cf"].config.validation_fraction, members["cf"].config.seed)
+    val = parts.validation
+    predictions = {m: rating.predict_ratings(t.model, val.users, val.movies) for m, t in members.items()}
+    weights = np.round(np.linspace(0, 1, 21), 2)
+    by_weight = [evaluation.rmse((1 - w) * predictions["cf"] + w * predictions["autorec"], val.ratings)["rmse"]
+                 for w in weights]
+    return {"val_rmse_cf": evaluation.rmse(predictions["cf"], val.ratings)["rmse"],
+            "val_rmse_autorec": evaluation.rmse(predictions["autorec"], val.ratings)["rmse"],
+            "val_rmse_mean": by_weight[10], "val_best_autorec_weight": float(weights[int(np.argmin(by_weight))]),
+            "val_rmse_best_weight": float(min(by_weight)), "n_validation": len(val)}
 
 
 def split_seed_rows(data, split_42, seeds, retrain: bool, difficulty_seeds: int = 30) -> tuple[list[dict], dict]:
@@ -131,8 +157,10 @@ def _train(model: str, data, split, key, retrain: bool) -> rating.TrainedRatingM
 
 def _train_config(config, data, split, key, retrain: bool) -> rating.TrainedRatingModel:
     trained = rating.train_or_load(config, data, split, key, retrain=retrain, verbose=0)
-    print(f"  {config.model} seed {config.seed} {split.name}: test RMSE {trained.metrics['test_rmse']:.4f} "
-          f"(fit {trained.metrics['fit_seconds']:.1f} s{', cached' if trained.loaded else ''})", flush=True)
+    split_seed = f" seed {key['split_seed']}" if key.get("split_seed") is not None else ""
+    m = trained.metrics
+    print(f"  {config.model} (model seed {config.seed}) on {split.name}{split_seed}: test RMSE {m['test_rmse']:.4f} "
+          f"(fit {m['fit_seconds']:.1f} s{', cached' if trained.loaded else ''})", flush=True)
     return trained
 
 
@@ -151,6 +179,9 @@ def ranking_rows(trained: dict, split) -> list[dict]:
          lambda: rating.score_matrix(trained["cf"], "rating", users)),
         ("popularity", "training rating count", lambda: rating.popularity_scores(trained["cf"], split.train, users)),
     ]
+    if "autorec" in trained:
+        sources.insert(-1, ("autorec (decoder rows . item codes)", "predicted rating",
+                            lambda: rating.score_matrix(trained["autorec"], "rating", users)))
     rows = []
     for source, query, scores in sources:
         result = rating.ranking_metrics(scores(), targets, seen)
@@ -168,6 +199,8 @@ def main(argv=None) -> int:
                         help="also report the mean prediction of this many cf seeds on ML-100K 90/10 (1: off)")
     parser.add_argument("--side", action=argparse.BooleanOptionalAction, default=True,
                         help="also report the labelled cf + side features variant (90/10 and u1-u5)")
+    parser.add_argument("--autorec", action=argparse.BooleanOptionalAction, default=True,
+                        help="also report the labelled I-AutoRec model and its equal-weight blend with cf")
     parser.add_argument("--split_seeds", type=int, default=5,
                         help="also train cf on random 90/10 splits with seeds 0..N-1, to show how hard seed 42 is")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is not reached")
@@ -189,7 +222,6 @@ def main(argv=None) -> int:
     fit = trained["cf"].metrics["fit_seconds"]
     checks.append({"figure": "cf fit time, ML-100K 90/10 (s)", "measured": fit, "target": "< 60",
                    "reached": fit < TARGETS["fit_seconds_100k"], "anchor": "2 shared CPU cores"})
-    ranking = ranking_rows(trained, split)
     implicit = _train_config(rating.default_config("cf", implicit=True), data, split, key, args.retrain)
     rows.append({**_row("ML-100K", "random 90/10", implicit), "model": "cf + implicit (SVD++ term)"})
     checks.append(_check(label, implicit.metrics["test_rmse"], "cf + implicit term"))
@@ -214,6 +246,20 @@ def main(argv=None) -> int:
         if len(combined) > 1:
             rows.append(_ensemble_row(combined, split, f"{COMBINED_LABEL}, mean of {len(combined)} seeds"))
             checks.append(_check(label, rows[-1]["test_rmse"], f"{COMBINED_LABEL}, mean of {len(combined)} seeds"))
+    blend_check = {}
+    if args.autorec:
+        # Labelled models beyond the issue's family: I-AutoRec, and the equal-weight mean with cf.
+        autorec = _train("autorec", data, split, key, args.retrain)
+        trained["autorec"] = autorec
+        rows.append({**_row("ML-100K", "random 90/10", autorec), "model": AUTOREC_LABEL})
+        checks.append(_check(label, autorec.metrics["test_rmse"], AUTOREC_LABEL))
+        rows.append(_ensemble_row([trained["cf"], autorec], split, BLEND_LABEL))
+        checks.append(_check(label, rows[-1]["test_rmse"], BLEND_LABEL))
+        if args.side:
+            rows.append(_ensemble_row([combined[0], autorec], split, f"mean of {COMBINED_LABEL} and autorec"))
+            checks.append(_check(label, rows[-1]["test_rmse"], f"mean of {COMBINED_LABEL} and autorec"))
+        blend_check = blend_validation_check(data, split, key, args.retrain)
+    ranking = ranking_rows(trained, split)
     difficulty = {}
     if args.split_seeds:
         print("ML-100K random 90/10 with other split seeds (how hard is seed 42's test part?)", flush=True)
@@ -247,6 +293,24 @@ def main(argv=None) -> int:
             side_mean = sum(side_rmse) / len(side_rmse)
             rows.append({"dataset": "ML-100K", "split": "u1-u5 mean", "model": SIDE_LABEL, "test_rmse": side_mean})
             checks.append(_check(label, side_mean, SIDE_LABEL))
+        if args.autorec:
+            autorec_rmse, blend_rmse = [], []
+            for fold in rating.FOLDS:
+                fold_split = rating.fold_split(data, shared / "ml-100k", fold)
+                fold_key = rating.data_key(data, fold_split)
+                fold_cf = _train("cf", data, fold_split, fold_key, args.retrain)  # cached above
+                fold_autorec = _train("autorec", data, fold_split, fold_key, args.retrain)
+                rows.append({**_row("ML-100K", fold, fold_autorec), "model": AUTOREC_LABEL})
+                rows.append(_ensemble_row([fold_cf, fold_autorec], fold_split, BLEND_LABEL, split_name=fold))
+                autorec_rmse.append(fold_autorec.metrics["test_rmse"])
+                blend_rmse.append(rows[-1]["test_rmse"])
+            autorec_rows = [r for r in rows if r["split"] in rating.FOLDS and r["model"] == AUTOREC_LABEL]
+            early = [r["es_test_rmse"] for r in autorec_rows]
+            for model, values in ((AUTOREC_LABEL, autorec_rmse), (BLEND_LABEL, blend_rmse)):
+                rows.append({"dataset": "ML-100K", "split": "u1-u5 mean", "model": model,
+                             "test_rmse": sum(values) / len(values)})
+                checks.append(_check(label, rows[-1]["test_rmse"], model))
+            rows[-2]["es_test_rmse"] = None if None in early else sum(early) / len(early)
 
     if not args.skip_1m:
         label = "ML-1M (users 1–2999) random 90/10"
@@ -258,6 +322,12 @@ def main(argv=None) -> int:
         rows.append(_row("ML-1M (users 1–2999)", "random 90/10", model_1m))
         measured = model_1m.metrics["test_rmse"]
         checks.append(_check(label, measured))
+        if args.autorec:
+            autorec_1m = _train("autorec", data_1m, split_1m, key_1m, args.retrain)
+            rows.append({**_row("ML-1M (users 1–2999)", "random 90/10", autorec_1m), "model": AUTOREC_LABEL})
+            checks.append(_check(label, autorec_1m.metrics["test_rmse"], AUTOREC_LABEL))
+            rows.append(_ensemble_row([model_1m, autorec_1m], split_1m, BLEND_LABEL, "ML-1M (users 1–2999)"))
+            checks.append(_check(label, rows[-1]["test_rmse"], BLEND_LABEL))
 
     print("\n## Rating prediction (test RMSE; early stopping on a validation part carved out of train)\n")
     print(markdown_table(rows, ["dataset", "split", "model", "test_rmse", "es_test_rmse", "test_mse", "val_rmse",
@@ -265,6 +335,9 @@ def main(argv=None) -> int:
                                 "fit_s", "cached"]))
     print("\n## Ranking on ML-100K random 90/10: held-out movies rated 4+, training movies excluded\n")
     print(markdown_table(ranking, ["index source", "query", "recall@10", "ndcg@10", "users"]))
+    if blend_check:
+        print("\n## Blend check on ML-100K 90/10's validation part (models fitted on the fit part; no test data)\n")
+        print(markdown_table([{"measure": k, "value": v} for k, v in blend_check.items()], ["measure", "value"]))
     if difficulty:
         print("\n## How hard is the seed-42 test part (ML-100K random 90/10)\n")
         print(markdown_table([{"measure": k, "value": v} for k, v in difficulty.items()], ["measure", "value"]))
@@ -273,7 +346,7 @@ def main(argv=None) -> int:
     configs = {model: rating.default_config(model).to_dict() for model in rating.MODELS}
     write_results("rating", {"protocol": __doc__, "configs": configs, "load_average": os.getloadavg(),
                              "rating": rows, "ranking": ranking, "targets": checks,
-                             "split_difficulty": difficulty})
+                             "split_difficulty": difficulty, "blend_validation_check": blend_check})
     return 1 if args.strict and not all(c["reached"] for c in checks) else 0
 
 

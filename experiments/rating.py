@@ -1,8 +1,9 @@
-"""Rating models: embedding collaborative filtering (`--model cf`) and KNN over learned embeddings (`--model knn`).
+"""Rating models: embedding CF (`--model cf`), KNN over learned embeddings (`--model knn`), I-AutoRec (`autorec`).
 
     python -m experiments.run --model cf                         # ML-100K, random 90/10 seed 42
     python -m experiments.run --model cf --data_dir ../shared/datasets/ml-100k --fold u1
     python -m experiments.run --model knn --ranking --plot
+    python -m experiments.run --model autorec --fold u1 --data_dir ../shared/datasets/ml-100k
     python -m experiments.recommend --model cf --user_id 42
     python -m experiments.recommend --model knn --similar_to "Toy Story (1995)"
 

@@ -132,6 +132,15 @@ def test_cache_round_trip_does_not_reparse(synthetic, tmp_path, offline, monkeyp
     assert second.source == first.source
 
 
+def test_relative_and_absolute_paths_share_one_cache_entry(synthetic, tmp_path, offline, monkeypatch):
+    _, folder = _written(synthetic, tmp_path, "100k")
+    first = load_movielens("100k", data_dir=folder)
+    monkeypatch.chdir(folder.parent)
+    monkeypatch.setattr(grouplens, "load_grouplens", lambda *a: pytest.fail("a relative path missed the cache"))
+    second = load_movielens("100k", data_dir=folder.name)
+    assert second.source == first.source == f"local:{folder.resolve()}"
+
+
 def test_rebuild_data_forces_a_reparse(synthetic, tmp_path, offline, monkeypatch):
     _, folder = _written(synthetic, tmp_path, "100k")
     load_movielens("100k", data_dir=folder)

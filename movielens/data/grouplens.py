@@ -96,7 +96,8 @@ def locate(variant: str, data_dir: str | os.PathLike) -> FileSet:
     a parent holding `ml-<variant>/` or `ml-<variant>.zip`, or a zip file.
     """
     schema.check_variant(variant)
-    root = Path(data_dir).expanduser()
+    # Resolved, so the same files reached by a relative or an absolute path share one cache identity.
+    root = Path(data_dir).expanduser().resolve()
     needed = LAYOUT_FILES[variant]
     marker = needed[0]
     candidates: list[FileSet] = []

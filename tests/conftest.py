@@ -49,6 +49,22 @@ def synthetic_1m():
     return synthetic_movielens(SyntheticSpec(seed=1), variant="1m")
 
 
+def train_on_planted_ratings(tmp_path_factory, **configs) -> tuple:
+    """Trains each rating config once on RATING_SPEC's data (random 80/20, seed 42), in its own saved_models/.
+
+    Returns (data, truth, split, {name: TrainedRatingModel}).
+    """
+    from movielens import rating
+    from movielens.data.splits import random_split
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
+        data, truth = synthetic_movielens(RATING_SPEC)
+        split = random_split(data, (0.8, 0.2), seed=42)
+        trained = {name: rating.train_or_load(config, data, split, verbose=0) for name, config in configs.items()}
+    return data, truth, split, trained
+
+
 @pytest.fixture
 def rating_data_folder(tmp_path):
     """(data, folder): RATING_SPEC's data written as GroupLens ML-100K files, for the CLI tests."""

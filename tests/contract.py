@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from movielens import rating
 from movielens.data.splits import random_split
 from movielens.recommender import UnknownUserError, UserHistory
 
@@ -56,3 +58,57 @@ class RecommenderContract:
             again = reloaded.recommend(user, k=self.k)
             assert [r.movie_id for r in first] == [r.movie_id for r in again]
             assert [r.score for r in first] == pytest.approx([r.score for r in again], rel=1e-5, abs=1e-6)
+
+
+class RatingModelContract(RecommenderContract):
+    """The contract for a rating model (`movielens.rating`): set `config`, and `rank_by` / `backend`."""
+
+    config: rating.RatingConfig
+    rank_by = "rating"
+    backend = "auto"
+
+    def build(self, data, split, tmp_path, reload=False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
+            trained = rating.train_or_load(self.config, data, split, verbose=0)
+            assert trained.loaded == reload
+        return rating.EmbeddingRecommender(trained, data, split.train, rank_by=self.rank_by, backend=self.backend)
+
+
+def assert_reloads_identically(trained, data, split, monkeypatch) -> None:
+    """Loading `trained` from its saved_models/ gives the same metrics and bit-identical test predictions."""
+    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
+    loaded = rating.train_or_load(trained.config, data, split, verbose=0)
+    assert loaded.loaded and loaded.metrics == trained.metrics
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
+                                  rating.predict_ratings(trained.model, test.users, test.movies))
+
+
+def assert_cli_recommends_unseen(args, data, capsys, user: str = "7", k: int = 5) -> None:
+    """`experiments.recommend <args> --user_id` prints k titles, none of them a movie the user rated in
+    training (the CLI's default random 90/10 split, seed 42)."""
+    from experiments import recommend as recommend_cli
+
+    assert recommend_cli.main([*args, "--user_id", user, "--k", str(k)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+    assert len(lines) == k
+    history = UserHistory(random_split(data, (0.9, 0.1), seed=42).train)
+    seen_titles = set(data.movies.set_index("movie_id").loc[history.seen_movies(user), "movie_title"])
+    assert not any(line.split(". ", 1)[1].rsplit("  [", 1)[0] in seen_titles for line in lines)
+
+
+def assert_recovers_planted_ratings(trained, split, truth) -> None:
+    """Test RMSE under 0.8x the global mean's, and against the noiseless planted rating under 0.6x the mean's."""
+    from movielens import evaluation
+
+    m = trained.metrics
+    assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"], m
+    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    predicted = rating.predict_ratings(trained.model, test.users, test.movies)
+    users = split.test["user_id"].astype(int).to_numpy() - 1
+    movies = split.test["movie_id"].astype(int).to_numpy() - 1
+    expected = np.clip(truth.expected_rating[users, movies], 1, 5)
+    model_error = evaluation.rmse(predicted, expected)["rmse"]
+    mean_error = evaluation.rmse(np.full(len(expected), split.train["user_rating"].mean()), expected)["rmse"]
+    assert model_error < 0.6 * mean_error, (model_error, mean_error)

@@ -8,13 +8,15 @@ import tensorflow as tf
 
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
-from movielens import evaluation, rating
-from movielens.data.splits import random_split
-from movielens.data.synthetic import synthetic_movielens
+from movielens import rating
 from movielens.models.autorec import ItemAutoRec, rating_matrix
-from movielens.recommender import UserHistory
-from tests.conftest import RATING_SPEC
-from tests.contract import RecommenderContract
+from tests.conftest import train_on_planted_ratings
+from tests.contract import (
+    RatingModelContract,
+    assert_cli_recommends_unseen,
+    assert_recovers_planted_ratings,
+    assert_reloads_identically,
+)
 
 FAST = {"n_factors": 32, "weight_decay": 10.0, "batch_size": 16, "learning_rate": 0.03, "epochs": 40, "patience": 5}
 
@@ -22,12 +24,9 @@ FAST = {"n_factors": 32, "weight_decay": 10.0, "batch_size": 16, "learning_rate"
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """(data, truth, split, trained autorec) on the planted data, random 80/20 seed 42, trained once."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
-        data, truth = synthetic_movielens(RATING_SPEC)
-        split = random_split(data, (0.8, 0.2), seed=42)
-        trained = rating.train_or_load(rating.default_config("autorec", **FAST), data, split, verbose=0)
-        yield data, truth, split, trained
+    data, truth, split, trained = train_on_planted_ratings(tmp_path_factory,
+                                                           autorec=rating.default_config("autorec", **FAST))
+    return data, truth, split, trained["autorec"]
 
 
 def test_rating_matrix_places_ratings_and_skips_the_unknown_slot():
@@ -61,15 +60,8 @@ def test_train_step_minimises_the_papers_objective():
 
 def test_autorec_recovers_planted_ratings_better_than_the_global_mean(planted):
     _, truth, split, trained = planted
+    assert_recovers_planted_ratings(trained, split, truth)
     m = trained.metrics
-    assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"], m
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
-    predicted = rating.predict_ratings(trained.model, test.users, test.movies)
-    users = split.test["user_id"].astype(int).to_numpy() - 1
-    movies = split.test["movie_id"].astype(int).to_numpy() - 1
-    expected = np.clip(truth.expected_rating[users, movies], 1, 5)
-    mean = np.full(len(expected), split.train["user_rating"].mean())
-    assert evaluation.rmse(predicted, expected)["rmse"] < 0.6 * evaluation.rmse(mean, expected)["rmse"]
     assert m["best_epoch"] is not None and m["refit_epochs"] == m["best_epoch"]
 
 
@@ -101,12 +93,7 @@ def test_exported_tables_give_the_predictions(planted):
 
 def test_save_and_load_give_identical_predictions(planted, monkeypatch):
     data, _, split, trained = planted
-    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
-    loaded = rating.train_or_load(trained.config, data, split, verbose=0)
-    assert loaded.loaded and loaded.metrics == trained.metrics
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
-    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
-                                  rating.predict_ratings(trained.model, test.users, test.movies))
+    assert_reloads_identically(trained, data, split, monkeypatch)
 
 
 def test_cf_only_terms_are_rejected():
@@ -116,14 +103,8 @@ def test_cf_only_terms_are_rejected():
         rating.default_config("autorec", side_features=True)
 
 
-class TestAutoRecContract(RecommenderContract):
-    def build(self, data, split, tmp_path, reload=False):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
-            config = rating.default_config("autorec", **{**FAST, "epochs": 3})
-            trained = rating.train_or_load(config, data, split, verbose=0)
-            assert trained.loaded == reload
-        return rating.EmbeddingRecommender(trained, data, split.train, rank_by="rating")
+class TestAutoRecContract(RatingModelContract):
+    config = rating.default_config("autorec", **{**FAST, "epochs": 3})
 
 
 def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolated_caches):
@@ -134,11 +115,6 @@ def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolat
     assert "autorec on ML-100K" in out and "saved to" in out and "test MSE" in out
     assert run_cli.main(args) == 0
     assert "loaded from" in capsys.readouterr().out
-    assert recommend_cli.main([*args, "--user_id", "7", "--k", "5"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
-    assert len(lines) == 5
-    history = UserHistory(random_split(data, (0.9, 0.1), seed=42).train)
-    seen_titles = set(data.movies.set_index("movie_id").loc[history.seen_movies("7"), "movie_title"])
-    assert not any(line.split(". ", 1)[1].rsplit("  [", 1)[0] in seen_titles for line in lines)
+    assert_cli_recommends_unseen(args, data, capsys)
     assert recommend_cli.main([*args, "--user_id", "99999"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown user id '99999'")

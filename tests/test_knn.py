@@ -9,12 +9,12 @@ import tensorflow as tf
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
 from movielens import evaluation, rating
-from movielens.data.splits import random_split
 from movielens.data.synthetic import synthetic_movielens, write_grouplens
 from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise, scann_available
 from movielens.recommender import UserHistory
 from movielens.titles import UnknownTitleError
-from tests.contract import RecommenderContract
+from tests.conftest import train_on_planted_ratings
+from tests.contract import RatingModelContract
 from tests.test_rating import FAST as CF_FAST
 from tests.test_rating import SPEC
 
@@ -26,13 +26,8 @@ KNN_FAST = {"epochs": 15, "batch_size": 256, "learning_rate": 0.01, "patience": 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """(data, truth, split, {"knn": trained, "cf": trained}) for the module."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
-        data, truth = synthetic_movielens(SPEC)
-        split = random_split(data, (0.8, 0.2), seed=42)
-        trained = {"knn": rating.train_or_load(rating.default_config("knn", **KNN_FAST), data, split, verbose=0),
-                   "cf": rating.train_or_load(rating.default_config("cf", **CF_FAST), data, split, verbose=0)}
-        yield data, truth, split, trained
+    return train_on_planted_ratings(tmp_path_factory, knn=rating.default_config("knn", **KNN_FAST),
+                                    cf=rating.default_config("cf", **CF_FAST))
 
 
 def _numpy_top(queries, candidates, k, excluded=()):
@@ -164,11 +159,6 @@ def test_knn_cli_end_to_end(tmp_path, capsys):
     assert "Closest matches: Amélie (1982)" in capsys.readouterr().err
 
 
-class TestKNNContract(RecommenderContract):
-    def build(self, data, split, tmp_path, reload=False):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
-            config = rating.default_config("knn", epochs=3, n_factors=8, hidden_units=(16, 8, 4), batch_size=128)
-            trained = rating.train_or_load(config, data, split, verbose=0)
-            assert trained.loaded == reload
-        return rating.EmbeddingRecommender(trained, data, split.train, rank_by="cosine", backend="brute_force")
+class TestKNNContract(RatingModelContract):
+    config = rating.default_config("knn", epochs=3, n_factors=8, hidden_units=(16, 8, 4), batch_size=128)
+    rank_by, backend = "cosine", "brute_force"

@@ -12,9 +12,13 @@ from experiments import run as run_cli
 from movielens import embedding_plot, evaluation, rating
 from movielens.data.splits import random_split
 from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
-from movielens.recommender import UserHistory
-from tests.conftest import RATING_SPEC
-from tests.contract import RecommenderContract
+from tests.conftest import RATING_SPEC, train_on_planted_ratings
+from tests.contract import (
+    RatingModelContract,
+    assert_cli_recommends_unseen,
+    assert_recovers_planted_ratings,
+    assert_reloads_identically,
+)
 
 SPEC = RATING_SPEC
 FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
@@ -24,31 +28,14 @@ FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """(data, truth, split, trained cf model) trained once for the module, in its own saved_models/."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
-        data, truth = synthetic_movielens(SPEC)
-        split = random_split(data, (0.8, 0.2), seed=42)
-        trained = rating.train_or_load(rating.default_config("cf", **FAST), data, split, verbose=0)
-        yield data, truth, split, trained
-
-
-def _truth_for(frame: pd.DataFrame, truth) -> np.ndarray:
-    users = frame["user_id"].astype(int).to_numpy() - 1
-    movies = frame["movie_id"].astype(int).to_numpy() - 1
-    return truth.expected_rating[users, movies]
+    data, truth, split, trained = train_on_planted_ratings(tmp_path_factory, cf=rating.default_config("cf", **FAST))
+    return data, truth, split, trained["cf"]
 
 
 def test_cf_recovers_planted_ratings_better_than_the_global_mean(planted):
-    data, truth, split, trained = planted
+    _, truth, split, trained = planted
+    assert_recovers_planted_ratings(trained, split, truth)
     m = trained.metrics
-    assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"], m
-    # Against the noiseless planted rating the model is much closer than the mean is.
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
-    predicted = rating.predict_ratings(trained.model, test.users, test.movies)
-    expected = np.clip(_truth_for(split.test, truth), 1, 5)
-    model_error = evaluation.rmse(predicted, expected)["rmse"]
-    mean_error = evaluation.rmse(np.full(len(expected), split.train["user_rating"].mean()), expected)["rmse"]
-    assert model_error < 0.6 * mean_error, (model_error, mean_error)
     # Early stopping used the carved-out validation part, not the test part.
     assert m["n_validation"] == round(0.1 * len(split.train)) and m["n_test"] == len(split.test)
     assert m["best_epoch"] is not None and m["val_rmse"] == min(v for v in trained.history["val_rmse"] if v)
@@ -74,14 +61,9 @@ def test_unknown_ids_predict_from_biases_and_global_mean(planted):
     assert np.corrcoef(for_unknown, model.movie_biases()[1:])[0, 1] > 0.99
 
 
-def test_save_and_load_give_identical_predictions(planted, monkeypatch, tmp_path):
+def test_save_and_load_give_identical_predictions(planted, monkeypatch):
     data, _, split, trained = planted
-    monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
-    loaded = rating.train_or_load(trained.config, data, split, verbose=0)
-    assert loaded.loaded and loaded.metrics == trained.metrics
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
-    np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
-                                  rating.predict_ratings(trained.model, test.users, test.movies))
+    assert_reloads_identically(trained, data, split, monkeypatch)
 
 
 def test_rating_ranking_matches_predicted_ratings(planted):
@@ -166,12 +148,7 @@ def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolat
     assert run_cli.main(args) == 0
     assert "loaded from" in capsys.readouterr().out
 
-    assert recommend_cli.main([*args, "--user_id", "7", "--k", "5"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
-    assert len(lines) == 5
-    history = UserHistory(random_split(data, (0.9, 0.1), seed=42).train)
-    seen_titles = set(data.movies.set_index("movie_id").loc[history.seen_movies("7"), "movie_title"])
-    assert not any(line.split(". ", 1)[1].rsplit("  [", 1)[0] in seen_titles for line in lines)
+    assert_cli_recommends_unseen(args, data, capsys)
 
     assert recommend_cli.main([*args, "--similar_to", "the matrix"]) == 0
     out = capsys.readouterr().out
@@ -204,14 +181,8 @@ def test_real_fold_files_map_onto_ml100k(shared_datasets):
     assert (len(split.train), len(split.test)) == (80_000, 20_000)
 
 
-class TestCFContract(RecommenderContract):
-    def build(self, data, split, tmp_path, reload=False):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
-            config = rating.default_config("cf", epochs=3, n_factors=8, batch_size=128)
-            trained = rating.train_or_load(config, data, split, verbose=0)
-            assert trained.loaded == reload
-        return rating.EmbeddingRecommender(trained, data, split.train, rank_by="rating")
+class TestCFContract(RatingModelContract):
+    config = rating.default_config("cf", epochs=3, n_factors=8, batch_size=128)
 
 
 def _train_planted(monkeypatch, tmp_path, epochs: int, **overrides):

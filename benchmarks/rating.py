@@ -268,10 +268,13 @@ def main(argv=None) -> int:
 
     if not args.skip_folds:
         print("ML-100K canonical folds u1..u5", flush=True)
+        # Each fold's split and cf model are built once and reused by the variant and blend rows below
+        # (a second `_train` would retrain cf under --retrain).
+        fold_splits = {fold: rating.fold_split(data, shared / "ml-100k", fold) for fold in rating.FOLDS}
+        fold_cf = {fold: _train("cf", data, split_, rating.data_key(data, split_), args.retrain)
+                   for fold, split_ in fold_splits.items()}
         fold_rmse = []
-        for fold in rating.FOLDS:
-            fold_split = rating.fold_split(data, shared / "ml-100k", fold)
-            fold_model = _train("cf", data, fold_split, rating.data_key(data, fold_split), args.retrain)
+        for fold, fold_model in fold_cf.items():
             rows.append(_row("ML-100K", fold, fold_model))
             fold_rmse.append(fold_model.metrics["test_rmse"])
         mean = sum(fold_rmse) / len(fold_rmse)
@@ -284,8 +287,7 @@ def main(argv=None) -> int:
         checks.append(_check(label, mean))
         if args.side:
             side_rmse = []
-            for fold in rating.FOLDS:
-                fold_split = rating.fold_split(data, shared / "ml-100k", fold)
+            for fold, fold_split in fold_splits.items():
                 fold_model = _train_config(rating.default_config("cf", side_features=True), data, fold_split,
                                            rating.data_key(data, fold_split), args.retrain)
                 rows.append({**_row("ML-100K", fold, fold_model), "model": SIDE_LABEL})
@@ -295,13 +297,10 @@ def main(argv=None) -> int:
             checks.append(_check(label, side_mean, SIDE_LABEL))
         if args.autorec:
             autorec_rmse, blend_rmse = [], []
-            for fold in rating.FOLDS:
-                fold_split = rating.fold_split(data, shared / "ml-100k", fold)
-                fold_key = rating.data_key(data, fold_split)
-                fold_cf = _train("cf", data, fold_split, fold_key, args.retrain)  # cached above
-                fold_autorec = _train("autorec", data, fold_split, fold_key, args.retrain)
+            for fold, fold_split in fold_splits.items():
+                fold_autorec = _train("autorec", data, fold_split, rating.data_key(data, fold_split), args.retrain)
                 rows.append({**_row("ML-100K", fold, fold_autorec), "model": AUTOREC_LABEL})
-                rows.append(_ensemble_row([fold_cf, fold_autorec], fold_split, BLEND_LABEL, split_name=fold))
+                rows.append(_ensemble_row([fold_cf[fold], fold_autorec], fold_split, BLEND_LABEL, split_name=fold))
                 autorec_rmse.append(fold_autorec.metrics["test_rmse"])
                 blend_rmse.append(rows[-1]["test_rmse"])
             autorec_rows = [r for r in rows if r["split"] in rating.FOLDS and r["model"] == AUTOREC_LABEL]

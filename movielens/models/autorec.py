@@ -93,7 +93,7 @@ class ItemAutoRec(tf.keras.Model):
         # Encode each distinct movie once: a prediction batch repeats movies many times.
         unique, position = tf.unique(movies)
         codes = tf.gather(self.encoder(tf.gather(self.ratings, unique)), position)           # [B, d]
-        user_rows = tf.gather(tf.transpose(self.decoder.kernel), users)                      # [B, d]
+        user_rows = tf.transpose(tf.gather(self.decoder.kernel, users, axis=1))              # [B, d]
         predicted = tf.reduce_sum(codes * user_rows, axis=1) + tf.gather(self.decoder.bias, users)
         predicted = tf.clip_by_value(predicted, *self.rating_range)
         known = tf.gather(self.user_known, users) & tf.gather(self.movie_known, movies)

@@ -1,19 +1,27 @@
-"""MovieLens title parsing and tolerant title matching, in one place.
+"""MovieLens title parsing and matching titles the way people type them, in one place.
 
 MovieLens titles look like "Shawshank Redemption, The (1994)" or
 "City of Lost Children, The (Cité des enfants perdus, La) (1995)": a trailing
 article after a comma, alternate titles in parentheses, and the year last
 (sometimes missing, sometimes "(1995-1996)" style ranges, sometimes trailing
 spaces).
+
+People type "empire strikes back", "godfather 1972", "shawshank" or
+"jurrasic park": `TitleIndex` matches words in any order, a year with or
+without parentheses, and small typos (rapidfuzz scores the words), and says
+when a query could mean several movies instead of guessing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from rapidfuzz import fuzz, process
 
 # Articles MovieLens moves to the end ("Matrix, The"), in the languages that occur.
 _ARTICLES = (
@@ -22,6 +30,7 @@ _ARTICLES = (
 )
 # "(1995)", "(2007-)", "(1995-1996)", optionally followed by ML-100K's "(V)" / "(TV)" release-kind marks.
 _YEAR_RE = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)(?:\s*\((?:V|TV)\))?\s*$")
+_NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
 _TRAILING_ARTICLE_RE = re.compile(r"^(.*),\s*(" + "|".join(re.escape(a) for a in _ARTICLES) + r")$", re.IGNORECASE)
 
 
@@ -99,14 +108,27 @@ def parse_title(title: str) -> ParsedTitle:
 
 def normalise(text: str) -> str:
     """Lower case, accents removed, '&' -> 'and', punctuation folded to single spaces."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("&", " and ")
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    if not text.isascii():  # most titles are ASCII; decomposing them is the slow part of building an index
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower().replace("&", " and ")
+    return " ".join(_NON_ALNUM_RE.sub(" ", text).split())
 
 
 def _strip_leading_article(normalised: str) -> str:
     head, _, rest = normalised.partition(" ")
     return rest if rest and head in _ARTICLES else normalised
+
+
+def _keys_and_year(title: str) -> tuple[tuple[str, ...], int | None]:
+    """`match_keys(title)` and the year, parsing the title once."""
+    parsed = parse_title(title)
+    keys: list[str] = []
+    for name in parsed.all_names:
+        key = _strip_leading_article(normalise(name))
+        if key and key not in keys:
+            keys.append(key)
+    return tuple(keys), parsed.year
 
 
 def match_keys(title: str) -> tuple[str, ...]:
@@ -115,25 +137,35 @@ def match_keys(title: str) -> tuple[str, ...]:
     Without the year and leading article, so "the matrix", "Matrix, The" and
     "Matrix (1999)" share the key "matrix".
     """
-    parsed = parse_title(title)
-    keys = []
-    for name in parsed.all_names:
-        key = _strip_leading_article(normalise(name))
-        if key and key not in keys:
-            keys.append(key)
-    return tuple(keys)
+    return _keys_and_year(title)[0]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 class UnknownTitleError(KeyError):
-    """No movie matches a title; carries the closest known titles."""
+    """No single movie matches a title; carries the candidates (ambiguous) or the closest known titles.
 
-    def __init__(self, query: str, suggestions: Sequence[str], ambiguous: bool = False):
+    Args:
+      query: the title as typed.
+      suggestions: MovieLens titles (with their years), best first.
+      ambiguous: the query matches each of `suggestions` about equally well.
+      counts: number of ratings of each suggestion (shown in the message), or None.
+    """
+
+    def __init__(self, query: str, suggestions: Sequence[str], ambiguous: bool = False,
+                 counts: Sequence[int] | None = None):
         self.query = query
         self.suggestions = list(suggestions)
+        self.ambiguous = ambiguous
+        self.counts = None if counts is None else [int(c) for c in counts]
+        shown = self.suggestions if self.counts is None else [
+            f"{title} [{_plural(count, 'rating')}]" for title, count in zip(self.suggestions, self.counts)]
         if ambiguous:
-            message = f"title {query!r} is ambiguous; add the year. Candidates: " + "; ".join(self.suggestions)
+            message = f"title {query!r} is ambiguous; did you mean: " + "; ".join(shown)
         elif self.suggestions:
-            message = f"unknown title {query!r}. Closest matches: " + "; ".join(self.suggestions)
+            message = f"unknown title {query!r}. Closest matches: " + "; ".join(shown)
         else:
             message = f"unknown title {query!r} and nothing similar is known"
         super().__init__(message)
@@ -142,70 +174,229 @@ class UnknownTitleError(KeyError):
         return self.args[0]
 
 
+# Roman numerals of sequels read as digits, so "godfather part 2" finds "Part II". Not "i", "v" and "x",
+# which are also words and letters ("I, Robot", "V for Vendetta", "Malcolm X").
+_NUMERALS = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9"}
+# A typed word of 3+ letters counts as a misspelling of a title word from this rapidfuzz ratio (0-100) on:
+# a letter dropped or added, or two swapped, in a word of 4+ letters ("bak", "stroy", "prak", "jurrasic").
+_TYPO_RATIO = 75.0
+# Candidates scoring within this many points of the best are equally good answers (the query is ambiguous).
+_SIMILAR = 5.0
+# `closest` lists titles from this similarity (0-100) on; below it a title is not worth suggesting.
+_CLOSEST_RATIO = 60.0
+# "godfather 1972": a bare trailing number in this range is read as the year (and, failing that, as a word).
+_BARE_YEAR_RE = re.compile(r"^(.*\S)\s+((?:18|19|20)\d\d)$")
+
+
+def _words(key: str) -> tuple[str, ...]:
+    return tuple(_NUMERALS.get(word, word) for word in key.split())
+
+
+class _Match(NamedTuple):
+    """How well a query's words are found in one movie's name."""
+
+    row: int
+    score: float  # the query's words found in the name: 100 = all spelt exactly, less for typos
+    extra: int  # words of the name the query does not have (0: the whole name was typed)
+
+
 class TitleIndex:
-    """Finds movie ids by title, tolerating case, a leading/trailing article, accents and a missing year.
+    """Finds movie ids by title the way people type them.
+
+    Case, accents, punctuation, a leading or trailing article ("The Matrix" /
+    "Matrix, The") and alternate titles do not matter. The year may be given
+    as "(1972)" or "1972", or left out. Words may come in any order and some
+    may be missing ("shawshank", "empire strikes back"), and a word may be
+    misspelt ("jurrasic park") as long as at least half of the typed words are
+    spelt right: one misspelt word alone ("Matrixx") is too little to tell a
+    typo from another title, so it is reported with suggestions instead.
+
+    A movie whose whole name was typed wins over ones that only contain the
+    words ("toy story" is Toy Story, not Toy Story 2); several movies that
+    match equally well (two "Hamlet"s, "godfather part") raise an ambiguous
+    `UnknownTitleError` listing them, most rated first when rating counts are
+    known.
 
     Args:
       movie_ids: identifiers, one per movie.
       titles: MovieLens titles, aligned with `movie_ids`.
+      rating_counts: number of ratings per movie, aligned with `movie_ids`, shown in
+        error messages (and ordering the candidates); None to show titles only.
     """
 
-    def __init__(self, movie_ids: Iterable, titles: Iterable[str]):
+    def __init__(self, movie_ids: Iterable, titles: Iterable[str], rating_counts: Iterable[int] | None = None):
         self.movie_ids = list(movie_ids)
         self.titles = [str(t) for t in titles]
         if len(self.movie_ids) != len(self.titles):
             raise ValueError("movie_ids and titles differ in length")
+        self.rating_counts = None if rating_counts is None else [int(c) for c in rating_counts]
+        if self.rating_counts is not None and len(self.rating_counts) != len(self.titles):
+            raise ValueError("rating_counts and titles differ in length")
         self._exact: dict[str, list[int]] = {}
-        self._by_key: dict[str, list[int]] = {}
+        self._full_keys: list[str] = []  # normalised whole titles, year included
+        self.years: list[int | None] = []
+        # One entry per (movie, main or alternate name): its row and words.
+        self._entry_rows: list[int] = []
+        self._entry_words: list[tuple[str, ...]] = []
+        self._postings: dict[str, list[int]] = {}  # word -> entries with that word
         for row, title in enumerate(self.titles):
-            self._exact.setdefault(normalise(title), []).append(row)
-            for key in match_keys(title):
-                self._by_key.setdefault(key, []).append(row)
-        self._keys = list(self._by_key)
+            self._full_keys.append(normalise(title))
+            self._exact.setdefault(self._full_keys[-1], []).append(row)
+            keys, year = _keys_and_year(title)
+            self.years.append(year)
+            for key in keys:
+                words = _words(key)
+                entry = len(self._entry_rows)
+                self._entry_rows.append(row)
+                self._entry_words.append(words)
+                for word in set(words):
+                    self._postings.setdefault(word, []).append(entry)
+        self._vocabulary = list(self._postings)
+        self._entry_texts = [" ".join(words) for words in self._entry_words]
+        self._entry_sizes = [len(set(words)) for words in self._entry_words]
 
     @classmethod
-    def from_movies(cls, movies) -> TitleIndex:
-        """From a catalogue frame with `movie_id` and `movie_title` columns (ids as strings)."""
-        return cls(movies["movie_id"].astype(str), movies["movie_title"])
+    def from_movies(cls, movies, ratings=None) -> TitleIndex:
+        """From a catalogue frame with `movie_id` and `movie_title` columns (ids as strings).
+
+        `ratings`, a frame with a `movie_id` column, adds each movie's number of ratings
+        to the error messages ("Godfather, The (1972) [413 ratings]").
+        """
+        movie_ids = movies["movie_id"].astype(str)
+        counts = None
+        if ratings is not None:
+            per_movie = ratings["movie_id"].astype(str).value_counts()
+            counts = per_movie.reindex(movie_ids, fill_value=0).to_numpy()
+        return cls(movie_ids, movies["movie_title"], counts)
 
     def lookup(self, query: str):
         """Returns the movie id for `query`.
 
         Raises:
           UnknownTitleError: nothing matches (lists the closest titles), or
-            several movies match and the year does not tell them apart.
+            several movies match about equally well (`ambiguous=True`, lists them).
         """
         rows = self._exact.get(normalise(query))
         if rows and len(rows) == 1:
             return self.movie_ids[rows[0]]
-        parsed = parse_title(query)
-        candidates: list[int] = []
-        for key in match_keys(query):
-            for row in self._by_key.get(key, []):
-                if row not in candidates:
-                    candidates.append(row)
-        if parsed.year is not None:
-            same_year = [r for r in candidates if parse_title(self.titles[r]).year == parsed.year]
-            candidates = same_year
-        if len(candidates) == 1:
-            return self.movie_ids[candidates[0]]
-        if len(candidates) > 1:
-            raise UnknownTitleError(query, [self.titles[r] for r in candidates[:10]], ambiguous=True)
-        raise UnknownTitleError(query, self.closest(query))
+        for keys, year in self._readings(query):
+            matches = self._best_matches(keys, year)
+            if len({self._full_keys[r] for r in matches}) == 1:
+                # One title listed under several ids (ML-100K has 18 such pairs): asking "which of these
+                # identical titles?" cannot be answered, so the most rated (else the first) is taken.
+                return self.movie_ids[self._by_popularity(matches)[0]]
+            if matches:
+                rows = self._by_popularity(matches)[:10]
+                raise UnknownTitleError(query, [self.titles[r] for r in rows], ambiguous=True,
+                                        counts=self._counts(rows))
+        rows = self._closest_rows(query, 5)
+        raise UnknownTitleError(query, [self.titles[r] for r in rows], counts=self._counts(rows))
 
     def closest(self, query: str, n: int = 5) -> list[str]:
         """The `n` known titles most similar to `query` (for error messages)."""
-        keys = match_keys(query) or (normalise(query),)
-        scored: dict[int, float] = {}
+        return [self.titles[r] for r in self._closest_rows(query, n)]
+
+    # ------------------------------------------------------------------ matching
+
+    @staticmethod
+    def _readings(query: str) -> list[tuple[tuple[str, ...], int | None]]:
+        """(keys, year) readings of a query, the likelier first.
+
+        "godfather 1972" is first "godfather" of 1972, then a title ending in "1972"
+        (so "Blade Runner 2049" is still found when no "Blade Runner" is of 2049).
+        """
+        keys, year = _keys_and_year(query)
+        readings = []
+        bare = _BARE_YEAR_RE.match(query.strip()) if year is None else None
+        if bare:
+            name_keys = match_keys(bare.group(1))
+            if name_keys:
+                readings.append((name_keys, int(bare.group(2))))
+        if keys:
+            readings.append((keys, year))
+        return readings
+
+    def _best_matches(self, keys: tuple[str, ...], year: int | None) -> list[int]:
+        """The rows that match the query best, equally well (empty when nothing matches)."""
+        by_row: dict[int, _Match] = {}
         for key in keys:
-            for near in difflib.get_close_matches(key, self._keys, n=n, cutoff=0.5):
-                score = difflib.SequenceMatcher(None, key, near).ratio()
-                for row in self._by_key[near]:
-                    scored[row] = max(scored.get(row, 0.0), score)
-            # Substring hits ("harry potter") matter more than edit distance.
-            for near in self._keys:
-                if key and key in near:
-                    for row in self._by_key[near]:
-                        scored[row] = max(scored.get(row, 0.0), 0.9)
-        best = sorted(scored, key=lambda r: (-scored[r], self.titles[r]))[:n]
-        return [self.titles[r] for r in best]
+            for match in self._word_matches(_words(key), year):
+                known = by_row.get(match.row)
+                if known is None or (match.score, -match.extra) > (known.score, -known.extra):
+                    by_row[match.row] = match
+        if not by_row:
+            return []
+        best = max(m.score for m in by_row.values())
+        contenders = [m for m in by_row.values() if m.score >= best - _SIMILAR]
+        whole = [m for m in contenders if m.extra == 0]
+        # The whole name typed beats names that merely contain the words ("toy story" vs "toy story 2").
+        contenders = whole or contenders
+        contenders.sort(key=lambda m: (-m.score, m.extra, m.row))
+        return [m.row for m in contenders]
+
+    def _word_matches(self, words: tuple[str, ...], year: int | None) -> list[_Match]:
+        """Names holding every typed word (spelt right, or misspelt when at least half are right)."""
+        if not words:
+            return []
+        # For each typed word: how well each entry holds it (100 = spelt right), over the title words
+        # it may stand for. Walking posting lists keeps a common word ("the") to dict operations.
+        held: list[dict[int, float]] = []
+        for word in dict.fromkeys(words):
+            spellings = {word: 100.0} if word in self._postings else {}
+            if len(word) >= 3:
+                for near, score, _ in process.extract(word, self._vocabulary, scorer=fuzz.ratio,
+                                                      score_cutoff=_TYPO_RATIO, limit=None):
+                    spellings.setdefault(near, score)
+            by_entry: dict[int, float] = {}
+            for near, score in sorted(spellings.items(), key=lambda item: item[1]):  # best spelling last
+                by_entry.update(dict.fromkeys(self._postings[near], score))
+            if not by_entry:
+                return []
+            held.append(by_entry)
+        n_words = len(held)
+        n_right_needed = math.ceil(n_words / 2)
+        weights = [len(word) for word in dict.fromkeys(words)]  # long words weigh more
+        total_weight = sum(weights)
+        held_order = sorted(range(n_words), key=lambda i: len(held[i]))
+        entries = set(held[held_order[0]]).intersection(*(held[i] for i in held_order[1:]))
+        matches = []
+        for entry in entries:
+            row = self._entry_rows[entry]
+            if year is not None and self.years[row] != year:
+                continue
+            scores = [h[entry] for h in held]
+            n_right = scores.count(100.0)
+            if n_right < n_right_needed:
+                continue
+            score = 100.0 if n_right == n_words else sum(s * w for s, w in zip(scores, weights)) / total_weight
+            matches.append(_Match(row, score, max(0, self._entry_sizes[entry] - n_words)))
+        return matches
+
+    def _closest_rows(self, query: str, n: int) -> list[int]:
+        """Rows of the titles most like `query`, best first.
+
+        The whole name's similarity, or (a little less) how much of it shares the
+        typed words, so "Star Wars 7" suggests "Star Wars" and "Matrixx" "The Matrix".
+        rapidfuzz's WRatio is not used: its partial matching ranks one-letter titles
+        ("M", "I.Q.") close to anything.
+        """
+        keys, _ = _keys_and_year(query)
+        texts = [" ".join(_words(k)) for k in keys] or [normalise(query)]
+        scored: dict[int, float] = {}
+        for text in filter(None, texts):
+            for scorer, weight in ((fuzz.ratio, 1.0), (fuzz.token_set_ratio, 0.9)):
+                for _, score, entry in process.extract(text, self._entry_texts, scorer=scorer,
+                                                       score_cutoff=_CLOSEST_RATIO / weight, limit=4 * n):
+                    row = self._entry_rows[entry]
+                    scored[row] = max(scored.get(row, 0.0), weight * score)
+        counts = self.rating_counts
+        order = sorted(scored, key=lambda r: (-scored[r], -(counts[r] if counts else 0), self.titles[r]))
+        return order[:n]
+
+    def _by_popularity(self, rows: list[int]) -> list[int]:
+        if self.rating_counts is None:
+            return rows
+        return sorted(rows, key=lambda r: -self.rating_counts[r])  # stable: equal counts keep match order
+
+    def _counts(self, rows: Sequence[int]) -> list[int] | None:
+        return None if self.rating_counts is None else [self.rating_counts[r] for r in rows]

@@ -1,4 +1,5 @@
-"""Per-user watch histories as integer sequences, training windows and on-the-fly masking (BERT4Rec).
+"""Per-user watch histories as integer sequences, training windows, on-the-fly masking (BERT4Rec) and
+shifted next-item pairs (SASRec).
 
 Item indices (the sequence vocabulary), shared by everything here:
   0            padding (`PAD`)
@@ -14,7 +15,9 @@ validation predicts the second-to-last movie from everything before it; test
 predicts the last movie from everything before it (the validation movie
 included). Training uses only the training part, cut into windows of at most
 `max_len` movies, and every epoch masks each window afresh (one masked copy per
-window per epoch, never one example per prefix).
+window per epoch, never one example per prefix). SASRec trains on the same windows,
+one item longer: input = window[:-1], target = window[1:] (every position predicts the
+next movie; `shifted_dataset`).
 """
 
 from __future__ import annotations
@@ -220,6 +223,39 @@ def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob
     batches = -(-len(windows) // batch_size)
     dataset = tf.data.Dataset.zip((base, seeds)).map(_mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def shifted_dataset(windows: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+    """tf.data pipeline of next-item pairs (SASRec): input = window[:-1], target = window[1:].
+
+    windows: int32 [n, max_len + 1] left-padded (e.g. `training_windows(sequences, max_len + 1)`).
+    Yields ({"items": int32 [B, l]}, targets int32 [B, l]), l <= max_len varying per batch (length
+    bucketing, see `length_bucketed_batches`); targets are PAD exactly where the input is PAD
+    (left padding), so those positions carry no loss. Batch order changes every epoch,
+    deterministically given `seed` (epoch e uses seed (seed, e)).
+    """
+    windows = np.ascontiguousarray(windows, np.int32)
+    if windows.ndim != 2 or windows.shape[1] < 2:
+        raise ValueError(f"need windows of at least 2 items, got shape {windows.shape}")
+    epoch = [0]
+
+    def _batches():
+        rng = np.random.default_rng([seed, epoch[0]])
+        epoch[0] += 1
+        yield from length_bucketed_batches(windows, batch_size, rng)
+
+    def _shift(items):
+        return {"items": items[:, :-1]}, items[:, 1:]
+
+    base = tf.data.Dataset.from_generator(_batches, output_signature=tf.TensorSpec([None, None], tf.int32))
+    dataset = base.map(_shift, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(windows) // batch_size)))
+
+
+def length_quantile(sequences: UserSequences, quantile: float) -> int:
+    """The `quantile` of the users' sequence lengths (rounded up; 0 when there are none)."""
+    lengths = sequences.lengths()
+    return int(np.ceil(np.quantile(lengths, quantile))) if len(lengths) else 0
 
 
 @dataclasses.dataclass

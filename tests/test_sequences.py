@@ -148,3 +148,33 @@ def test_leave_last_out_tasks(synthetic):
         from movielens.data.splits import random_split
 
         leave_last_out_tasks(random_split(data))
+
+
+def test_shifted_dataset_pairs_each_input_with_the_next_item_and_trims_padding():
+    from movielens.sequences import UserSequences, length_quantile, shifted_dataset
+
+    sequences = UserSequences(np.array(["u", "v", "w"], object),
+                              [np.arange(1, 8, dtype=np.int32), np.array([4, 5], np.int32),
+                               np.array([9, 8, 7], np.int32)])
+    windows = training_windows(sequences, max_len=5)  # SASRec: max_len + 1 = 5 items -> inputs of 4
+    batches = list(shifted_dataset(windows, batch_size=8, seed=0))
+    assert len(batches) == 1
+    features, targets = batches[0]
+    items, targets = features["items"].numpy(), targets.numpy()
+    assert items.shape == targets.shape == (4, 4)
+    for row_items, row_targets in zip(items, targets):
+        assert (row_targets[:-1] == row_items[1:]).all()  # target = the item after each position
+        assert (row_targets[row_items != PAD] != PAD).all()  # every real input position has a next item
+    assert sorted(map(tuple, np.c_[items, targets[:, -1]].tolist())) == sorted(map(tuple, windows.tolist()))
+    assert length_quantile(sequences, 0.5) == 3
+
+
+def test_shifted_dataset_batch_order_changes_per_epoch_but_repeats_per_seed():
+    from movielens.sequences import shifted_dataset
+
+    windows = _windows(n=64, length=9)
+    first = shifted_dataset(windows, 8, seed=1)
+    epoch1 = [f["items"].numpy().tolist() for f, _ in first]
+    epoch2 = [f["items"].numpy().tolist() for f, _ in first]
+    again = [f["items"].numpy().tolist() for f, _ in shifted_dataset(windows, 8, seed=1)]
+    assert epoch1 == again and epoch1 != epoch2

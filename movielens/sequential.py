@@ -1,0 +1,448 @@
+"""Training, evaluation, caching and recommendations for the sequential models: BERT4Rec
+(`movielens.models.bert4rec`) and SASRec / gSASRec (`movielens.models.sasrec`).
+
+Protocol (leave-last-out, `movielens.sequences`), the same for both: the model trains on each user's
+training movies (BERT4Rec: masked afresh every epoch; SASRec: every position predicts the
+next movie), validates on the second-to-last movie
+(history = the training movies) every `evaluate_every` epochs with early stopping on
+`val_ndcg@10` (best weights kept), and is tested on the last movie (history =
+training movies + the validation movie).
+
+Metrics:
+  full ranking  - the target ranked among all n_items training movies, the input
+                  history excluded: hr@1/5/10, ndcg@5/10, mrr (`test_*`, `val_*`).
+  sampled       - the BERT4Rec paper's protocol, for comparison with it only: the target
+                  ranked among 100 negatives sampled by popularity (training
+                  interaction counts) from movies outside the history (`test_sampled100_*`).
+A held-out movie never rated in training cannot be ranked and counts as a miss.
+
+Cache: `saved_models/<bert4rec|sasrec>-<dataset variant>-<split>-<hash>/` with config.json
+(model type and config, training config, seed, data identity), history.json, metrics.json,
+vocabulary.json (item index i = movie_ids[i - 1]) and weights/. `load_trained` rebuilds either model.
+
+SASRec's data-dependent defaults (`adapt_config`; BERT4Rec keeps the paper's fixed ones):
+  max_len  min(200, the 90th percentile of the users' training sequence lengths, rounded up to a
+           multiple of 8): 200 (the SASRec/BERT4Rec ML-1M setting) caps it; shorter data gets
+           shorter (cheaper) windows, and the 10% longer histories are still cut into several windows.
+  dropout  0.5 with fewer than 2,000 training users, else 0.2. Chosen on *validation* NDCG@10 only
+           (benchmarks/sequential.py --dropout ...; figures in benchmarks/results/sequential.json):
+           see `SMALL_DATA_USERS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from movielens import evaluation
+from movielens.config import Config
+from movielens.data.splits import Split, Vocabulary
+from movielens.data.table import MovieLensData
+from movielens.io import CorruptFileError
+from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
+from movielens.models.sasrec import SasRec, SasRecConfig
+from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
+from movielens.recommender import Recommendation, UserHistory
+from movielens.sequences import (
+    PAD,
+    NextItemTask,
+    UserSequences,
+    build_sequences,
+    leave_last_out_tasks,
+    length_quantile,
+    masked_dataset,
+    shifted_dataset,
+    training_windows,
+)
+from movielens.titles import TitleIndex
+
+MODEL_NAME = "bert4rec"
+MODEL_TYPES = ("bert4rec", "sasrec")
+MONITOR = "val_ndcg@10"
+KS = (1, 5, 10)
+SAMPLED_NEGATIVES = 100
+SAMPLED_PREFIX = f"sampled{SAMPLED_NEGATIVES}_"
+# Bumped when the layers (hence the checkpoint layout) change: older cached models are not reloaded.
+# 2: matmul self-attention with one fused QKV projection and stateless dropout.
+ARCHITECTURE_VERSION = 2
+SASREC_ARCHITECTURE_VERSION = 1
+# adapt_config: SASRec's max_len = min(MAX_LEN_CAP, this quantile of training lengths, rounded up to 8s);
+# dropout = SMALL_DATA_DROPOUT below SMALL_DATA_USERS training users, else LARGE_DATA_DROPOUT.
+MAX_LEN_CAP, MAX_LEN_QUANTILE = 200, 0.9
+SMALL_DATA_USERS, SMALL_DATA_DROPOUT, LARGE_DATA_DROPOUT = 2000, 0.5, 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class SequentialTrainingConfig(Config):
+    """Optimisation and early stopping (shared by the sequential models; defaults are BERT4Rec's)."""
+
+    # The benchmarked settings (benchmarks/bert4rec.py): Adam 2e-3 beat 1e-3 on ML-100K's validation curve.
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    warmup_steps: int = 100       # linear warm-up, then constant (Adam)
+    clipnorm: float = 5.0         # global gradient-norm clipping (as the original code)
+    epochs: int = 200             # upper bound; early stopping usually ends sooner
+    evaluate_every: int = 3       # epochs between validations
+    patience: int = 5             # validations without a better val_ndcg@10 before stopping
+    window_stride: int = 0        # items between training windows of long histories; 0 -> max_len
+    time_budget_minutes: float = 0.0  # stop after the epoch that exceeds this (this run's time); 0 -> no limit
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.epochs < 1 or self.evaluate_every < 1 or self.learning_rate <= 0:
+            raise ValueError(f"batch_size, epochs, evaluate_every must be >= 1 and learning_rate > 0: {self}")
+        if min(self.patience, self.window_stride, self.warmup_steps, self.clipnorm, self.time_budget_minutes) < 0:
+            raise ValueError(f"patience, window_stride, warmup_steps, clipnorm, time_budget_minutes must be >= 0: "
+                             f"{self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Bert4RecTrainingConfig(SequentialTrainingConfig):
+    """BERT4Rec's training (the fields and defaults of `SequentialTrainingConfig`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SasRecTrainingConfig(SequentialTrainingConfig):
+    """SASRec's training: SASRec's Adam 1e-3 with BERT4Rec's warm-up and clipping.
+
+    Full-softmax SASRec learns in far fewer epochs than masked BERT4Rec (every position is a
+    training example), so it validates every 2 epochs and stops after 4 validations without a gain.
+    """
+
+    learning_rate: float = 1e-3
+    evaluate_every: int = 2
+    patience: int = 4
+
+
+class TimeBudget(tf.keras.callbacks.Callback):
+    """Stops training after the first epoch ending past `minutes` of this run (best weights are still kept)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.minutes, self.started = minutes, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes and time.perf_counter() - self.started > 60.0 * self.minutes:
+            print(f"time budget of {self.minutes} minutes reached after epoch {epoch + 1}", flush=True)
+            self.model.stop_training = True
+
+
+class WarmupConstant(tf.keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from ~0 to `rate` over `warmup_steps`, constant afterwards."""
+
+    def __init__(self, rate: float, warmup_steps: int):
+        self.rate, self.warmup_steps = rate, warmup_steps
+
+    def __call__(self, step):
+        if not self.warmup_steps:
+            return tf.constant(self.rate, tf.float32)
+        fraction = tf.cast(step + 1, tf.float32) / float(self.warmup_steps)
+        return self.rate * tf.minimum(1.0, fraction)
+
+    def get_config(self):
+        return {"rate": self.rate, "warmup_steps": self.warmup_steps}
+
+
+SequentialModel = Bert4Rec | SasRec  # anything with n_items and score_histories(histories) -> [n, n_items]
+
+
+# --- evaluation ------------------------------------------------------------------------------------------
+
+def next_item_ranks(model: SequentialModel, task: NextItemTask, batch_size: int = 256) -> np.ndarray:
+    """0-based full-ranking rank of each target among all items, the input history excluded: [U] int.
+
+    Unknown targets (PAD) get rank n_items (a miss at every cut-off).
+    """
+    ranks = np.full(len(task), model.n_items, np.int64)
+    for start in range(0, len(task), 2048):  # chunks bound the [chunk, n_items] score matrix
+        stop = min(start + 2048, len(task))
+        scores = model.score_histories(task.histories[start:stop], batch_size)
+        targets = task.targets[start:stop]
+        known = targets != PAD
+        seen = evaluation.ItemSets.from_lists([h - 1 for h in task.histories[start:stop]])
+        held_out = evaluation.ItemSets.from_lists([[t - 1] if t != PAD else [] for t in targets])
+        scores = evaluation.exclude_seen(scores, seen, held_out)
+        chunk = evaluation.target_ranks(scores, np.maximum(targets - 1, 0))
+        ranks[start:stop] = np.where(known, chunk, model.n_items)
+    return ranks
+
+
+def next_item_metrics(model: SequentialModel, task: NextItemTask, prefix: str = "") -> dict[str, float]:
+    """Full-ranking hr@1/5/10, ndcg@1/5/10, mrr of a next-item task."""
+    metrics = evaluation.leave_one_out_metrics(next_item_ranks(model, task), KS)
+    return {f"{prefix}{k}": v for k, v in metrics.items()}
+
+
+def sampled_metrics(model: SequentialModel, task: NextItemTask, popularity: np.ndarray, prefix: str = "",
+                    n_negatives: int = SAMPLED_NEGATIVES, seed: int = 0) -> dict[str, float]:
+    """The paper's protocol: the target against `n_negatives` popularity-sampled unseen items.
+
+    popularity: float [n_items] sampling weights (column j = item index j + 1).
+    """
+    known = task.targets != PAD
+    seen = evaluation.ItemSets.from_lists([h - 1 for h in task.histories])
+    negatives = evaluation.sample_negatives(seen, np.maximum(task.targets - 1, 0), popularity, n_negatives, seed)
+    scores = model.score_histories(task.histories)
+    ranks = evaluation.sampled_target_ranks(scores, np.maximum(task.targets - 1, 0), negatives)
+    ranks = np.where(known, ranks, n_negatives)
+    metrics = evaluation.leave_one_out_metrics(ranks, KS)
+    return {f"{prefix}{SAMPLED_PREFIX}{k}": v for k, v in metrics.items()}
+
+
+# --- training ----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class TrainedSequential:
+    """A trained (or loaded) sequential model with everything needed to use and report it."""
+
+    model: SequentialModel
+    config: Bert4RecConfig | SasRecConfig
+    training: SequentialTrainingConfig
+    vocabulary: Vocabulary
+    history: dict
+    metrics: dict
+    model_dir: ModelDir | None
+    loaded: bool = False
+
+    @property
+    def model_type(self) -> str:
+        return model_type_of(self.config)
+
+
+TrainedBert4Rec = TrainedSequential  # the old name
+
+
+def model_type_of(config: Bert4RecConfig | SasRecConfig) -> str:
+    if isinstance(config, Bert4RecConfig):
+        return "bert4rec"
+    if isinstance(config, SasRecConfig):
+        return "sasrec"
+    raise TypeError(f"not a sequential model config: {config!r}")
+
+
+def adapt_config(config: SasRecConfig, sequences: UserSequences) -> SasRecConfig:
+    """Fills SASRec's data-dependent defaults (max_len 0, dropout < 0) from the training sequences.
+
+    max_len: min(MAX_LEN_CAP, the MAX_LEN_QUANTILE quantile of training lengths rounded up to a multiple of 8).
+    dropout: SMALL_DATA_DROPOUT below SMALL_DATA_USERS users, else LARGE_DATA_DROPOUT (picked on validation
+    NDCG@10, see the module docstring). Explicit values are kept.
+    """
+    changes = {}
+    if config.max_len == 0:
+        quantile = length_quantile(sequences, MAX_LEN_QUANTILE)
+        changes["max_len"] = int(min(MAX_LEN_CAP, max(8, -(-quantile // 8) * 8)))
+    if config.dropout < 0:
+        changes["dropout"] = SMALL_DATA_DROPOUT if len(sequences) < SMALL_DATA_USERS else LARGE_DATA_DROPOUT
+    return config.replace(**changes) if changes else config
+
+
+def cache_key(data: MovieLensData, split: Split, config: Bert4RecConfig | SasRecConfig,
+              training: SequentialTrainingConfig, seed: int) -> dict:
+    """Everything that determines the trained model (hashed into the saved_models/ folder name).
+
+    BERT4Rec's key has no "model_type" (as before SASRec existed, so its cached models stay valid).
+    """
+    key = {"model": config.to_dict(), "architecture": ARCHITECTURE_VERSION, "training": training.to_dict(),
+           "seed": seed,
+           "data": {"variant": data.variant, "source": data.source, "ratings": int(len(data.ratings)),
+                    "split": split.name, "train": int(len(split.train))}}
+    if isinstance(config, SasRecConfig):
+        key.update(model_type="sasrec", architecture=SASREC_ARCHITECTURE_VERSION)
+    return key
+
+
+def build_model(config: Bert4RecConfig | SasRecConfig, training: SequentialTrainingConfig,
+                n_items: int) -> SequentialModel:
+    """The model of `config`'s type with its variables created, compiled with Adam (warm-up, clipping)."""
+    model_class = Bert4Rec if isinstance(config, Bert4RecConfig) else SasRec
+    model = model_class(config, n_items).build_variables()
+    optimizer = tf.keras.optimizers.Adam(WarmupConstant(training.learning_rate, training.warmup_steps),
+                                         global_clipnorm=training.clipnorm or None)
+    model.compile(optimizer=optimizer)
+    return model
+
+
+def default_configs(model: str) -> tuple[Bert4RecConfig | SasRecConfig, SequentialTrainingConfig]:
+    """(model config, training config) defaults of "bert4rec" or "sasrec"."""
+    if model == "bert4rec":
+        return Bert4RecConfig(), Bert4RecTrainingConfig()
+    if model == "sasrec":
+        return SasRecConfig(), SasRecTrainingConfig()
+    raise ValueError(f"unknown sequential model {model!r}; choose from {MODEL_TYPES}")
+
+
+def training_dataset(config: Bert4RecConfig | SasRecConfig, training: SequentialTrainingConfig,
+                     sequences: UserSequences, n_items: int, seed: int) -> tuple[tf.data.Dataset, int]:
+    """(the model's training dataset, number of windows): BERT4Rec masked windows, SASRec shifted pairs."""
+    if isinstance(config, Bert4RecConfig):
+        windows = training_windows(sequences, config.max_len, training.window_stride or None)
+        return masked_dataset(windows, n_items, training.batch_size, config.mask_prob,
+                              config.predictions_per_window, seed, config.last_only_prob), len(windows)
+    # One item longer than the input: input = window[:-1], target = window[1:].
+    windows = training_windows(sequences, config.max_len + 1, training.window_stride or None)
+    return shifted_dataset(windows, training.batch_size, seed), len(windows)
+
+
+def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
+                     config: Bert4RecConfig | SasRecConfig | None = None,
+                     training: SequentialTrainingConfig | None = None, seed: int = 42, retrain: bool = False,
+                     verbose: int = 1, root=None,
+                     callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedSequential:
+    """Trains BERT4Rec or SASRec on `split.train` (or loads the cached result), then evaluates on the test part.
+
+    Args:
+      model: "bert4rec" or "sasrec"; `config` (Bert4RecConfig / SasRecConfig) must match it.
+        SASRec's data-dependent fields are filled from the training sequences first (`adapt_config`),
+        and the filled config is what is cached and returned.
+      training: default Bert4RecTrainingConfig() / SasRecTrainingConfig().
+
+    With a leave-last-out split: validation every `evaluate_every` epochs, early stopping on
+    val_ndcg@10 (best weights kept), full-ranking and sampled test metrics. With another split there is
+    no next-item task: it trains for `training.epochs` epochs and reports no metrics.
+    """
+    default_config, default_training = default_configs(model)
+    config, training = config or default_config, training or default_training
+    if model_type_of(config) != model:
+        raise ValueError(f"model {model!r} needs a {type(default_config).__name__}, got {type(config).__name__}")
+    vocabulary = split.vocabulary
+    n_items = len(vocabulary.movie_ids)
+    sequences = build_sequences(split.train, vocabulary)
+    if isinstance(config, SasRecConfig):
+        config = adapt_config(config, sequences)
+    key = cache_key(data, split, config, training, seed)
+    model_dir = ModelDir(readable_name(model, data.variant, split.name), key, root=root)
+    if model_dir.is_complete() and not retrain:
+        try:
+            return load_trained(model_dir)
+        except CorruptFileError as error:
+            print(f"cached model unreadable ({error}); retraining", flush=True)
+    model_dir.start(retrain=retrain)
+    model_dir.write_json("vocabulary.json", {"movie_ids": [str(m) for m in vocabulary.movie_ids]})
+    tf.keras.utils.set_random_seed(seed)
+    network = build_model(config, training, n_items)
+
+    dataset, n_windows = training_dataset(config, training, sequences, n_items, seed)
+    tasks = leave_last_out_tasks(split) if split.name == "leave_last_out" else None
+    evaluate = (lambda m: next_item_metrics(m, tasks[0], "val_")) if tasks else None
+    started = time.perf_counter()
+    callbacks = [*callbacks, TimeBudget(training.time_budget_minutes)]
+    history = _fit(network, dataset, model_dir, training, evaluate, verbose, callbacks)
+    history["train_seconds_this_run"] = time.perf_counter() - started
+    metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences)}
+    if tasks:
+        metrics.update(next_item_metrics(network, tasks[1], "test_"))
+        popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
+        try:
+            metrics.update(sampled_metrics(network, tasks[1], popularity, "test_", seed=seed))
+        except ValueError as error:  # a catalogue too small for 100 negatives (tiny synthetic data)
+            print(f"sampled protocol skipped: {error}", flush=True)
+        metrics["test_unknown_targets"] = int((tasks[1].targets == PAD).sum())
+        metrics["test_users"] = len(tasks[1])
+    save_weights(network, model_dir.weights_prefix)
+    model_dir.finish(history, metrics)
+    return TrainedSequential(network, config, training, vocabulary, history, metrics, model_dir)
+
+
+def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | None = None,
+                   training: SequentialTrainingConfig | None = None, seed: int = 42,
+                   retrain: bool = False, verbose: int = 1, root=None,
+                   callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedSequential:
+    """`train_sequential(..., model="bert4rec", ...)` (the original entry point)."""
+    return train_sequential(data, split, "bert4rec", config, training, seed=seed, retrain=retrain, verbose=verbose,
+                            root=root, callbacks=callbacks)
+
+
+def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig, evaluate, verbose,
+         callbacks) -> dict:
+    from movielens.training import fit_resumable
+
+    if evaluate is None:
+        return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
+                             verbose=verbose, callbacks=callbacks)
+    return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
+                         evaluate=evaluate, evaluate_every=training.evaluate_every, monitor=MONITOR, mode="max",
+                         patience=training.patience, restore_best=True, verbose=verbose, callbacks=callbacks)
+
+
+def load_trained(model_dir: ModelDir) -> TrainedSequential:
+    """Rebuilds the model (BERT4Rec or SASRec, from config.json) of a finished `model_dir` and restores its weights."""
+    key = model_dir.read_json("config.json")
+    if key.get("model_type", "bert4rec") == "sasrec":
+        config, training = SasRecConfig.from_dict(key["model"]), SasRecTrainingConfig.from_dict(key["training"])
+    else:
+        config, training = Bert4RecConfig.from_dict(key["model"]), Bert4RecTrainingConfig.from_dict(key["training"])
+    movie_ids = np.array(model_dir.read_json("vocabulary.json")["movie_ids"], dtype=object)
+    model = build_model(config, training, len(movie_ids))
+    load_weights(model, model_dir.weights_prefix)
+    vocabulary = Vocabulary(np.zeros(0, object), movie_ids)
+    return TrainedSequential(model, config, training, vocabulary, model_dir.read_json("history.json"),
+                             model_dir.read_json("metrics.json"), model_dir, loaded=True)
+
+
+# --- recommendations -----------------------------------------------------------------------------------
+
+class SequentialRecommender:
+    """Next-movie recommendations from a watch history (the recommender contract of `movielens.recommender`).
+
+    Args:
+      model: a trained Bert4Rec or SasRec.
+      movie_ids: the model's items, item index i = movie_ids[i - 1].
+      movies: the catalogue (movie_id, movie_title) for titles and title lookup.
+      ratings: whose time-ordered movies are a user's history (`recommend(user_id)`),
+        e.g. all of a data set's ratings.
+    """
+
+    def __init__(self, model: SequentialModel, movie_ids: Sequence[str], movies: pd.DataFrame, ratings: pd.DataFrame):
+        self.model = model
+        self.movie_ids = np.asarray([str(m) for m in movie_ids], dtype=object)
+        self.vocabulary = Vocabulary(np.zeros(0, object), self.movie_ids)
+        self.users = UserHistory(ratings)
+        self.titles = dict(zip(movies["movie_id"].astype(str), movies["movie_title"]))
+        self.title_index = TitleIndex.from_movies(movies)
+
+    @classmethod
+    def from_trained(cls, trained: TrainedSequential, data: MovieLensData, ratings: pd.DataFrame | None = None):
+        return cls(trained.model, trained.vocabulary.movie_ids, data.movies,
+                   data.ratings if ratings is None else ratings)
+
+    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
+        """The k movies most likely next for this user's history (raises UnknownUserError)."""
+        return self.recommend_for_history(list(self.users.seen_movies(user_id)), k, ids=True,
+                                          exclude_seen=exclude_seen)
+
+    def history_ids(self, history: Sequence[str], ids: bool = False) -> list[str]:
+        """Titles (tolerant match; UnknownTitleError lists the closest) or movie ids -> movie ids."""
+        if ids:
+            unknown = [m for m in map(str, history) if m not in self.titles]
+            if unknown:
+                raise KeyError(f"unknown movie ids {unknown[:5]}; ids are MovieLens movie ids such as "
+                               f"{', '.join(list(self.titles)[:3])}")
+            return [str(m) for m in history]
+        return [str(self.title_index.lookup(title)) for title in history]
+
+    def recommend_for_history(self, history: Sequence[str], k: int = 10, ids: bool = False,
+                              exclude_seen: bool = True) -> list[Recommendation]:
+        """Recommendations after watching `history` in this order (titles, or movie ids with `ids=True`).
+
+        Movies of the history the model never saw in training carry no information and are left out.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        movie_ids = self.history_ids(history, ids)
+        items = self.vocabulary.encode_movies(movie_ids)
+        items = items[items != PAD].astype(np.int32)
+        if not len(items) and not ids and history:
+            raise ValueError(f"none of {list(history)} was rated in the training data; the model cannot use them")
+        scores = self.model.score_histories([items])[0].astype(np.float64)
+        if exclude_seen and len(items):
+            scores[items - 1] = -np.inf
+        top = evaluation.top_k(scores[None, :], min(k, int(np.isfinite(scores).sum())))[0]
+        return [Recommendation(self.movie_ids[i], self.titles.get(self.movie_ids[i], ""), float(scores[i]))
+                for i in top]
+
+
+Bert4RecRecommender = SequentialRecommender  # the old name

@@ -1,0 +1,178 @@
+"""SASRec / gSASRec: causal attention, the losses, data-dependent defaults, planted next-movie series (with
+BERT4Rec on the same data), caching and reload through `train_sequential`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from movielens.data.splits import leave_last_out_split
+from movielens.data.table import MovieLensData, make_movies
+from movielens.models.bert4rec import Bert4RecConfig, SelfAttention
+from movielens.models.sasrec import SasRec, SasRecConfig, gbce_beta
+from movielens.sequences import UserSequences
+from movielens.sequential import (
+    Bert4RecTrainingConfig,
+    SasRecTrainingConfig,
+    SequentialRecommender,
+    adapt_config,
+    load_trained,
+    train_sequential,
+)
+
+TINY = SasRecConfig(max_len=12, hidden_dim=16, num_layers=1, num_heads=1, dropout=0.0)
+
+
+def test_config_validates_and_round_trips():
+    for bad, match in (({"loss": "bpr"}, "loss"), ({"hidden_dim": 10, "num_heads": 3}, "num_heads"),
+                       ({"gbce_t": 1.5}, "gbce_t"), ({"num_negatives": 0}, "num_negatives"),
+                       ({"max_len": 1}, "max_len"), ({"dropout": 1.0}, "dropout")):
+        with pytest.raises(ValueError, match=match):
+            SasRecConfig(**bad)
+    with pytest.raises(ValueError, match="unknown SasRecConfig keys"):
+        SasRecConfig.from_dict({"layers": 2})
+    assert SasRecConfig.from_dict(TINY.to_dict()) == TINY
+    with pytest.raises(ValueError, match="resolve"):
+        SasRec(SasRecConfig(), n_items=5)  # max_len / dropout still "from the data"
+
+
+def test_defaults_adapt_to_the_data():
+    short = UserSequences(np.arange(100).astype(str).astype(object),
+                          [np.ones(n, np.int32) for n in np.arange(100) % 30 + 1])
+    adapted = adapt_config(SasRecConfig(), short)
+    assert adapted.max_len == 32  # 90th percentile 27.1 -> 28, rounded up to a multiple of 8
+    assert adapted.dropout == 0.5  # fewer than 2,000 users
+    long = UserSequences(np.arange(2500).astype(str).astype(object), [np.ones(900, np.int32)] * 2500)
+    adapted = adapt_config(SasRecConfig(), long)
+    assert (adapted.max_len, adapted.dropout) == (200, 0.2)
+    assert adapt_config(SasRecConfig(max_len=50, dropout=0.3), long) == SasRecConfig(max_len=50, dropout=0.3)
+
+
+def test_gbce_beta_interpolates_between_bce_and_calibrated():
+    # alpha = k / (n - 1) = 0.1: t = 0 is plain BCE (beta 1), t = 1 gives beta = alpha.
+    assert gbce_beta(10, 101, 0.0) == pytest.approx(1.0)
+    assert gbce_beta(10, 101, 1.0) == pytest.approx(0.1)
+    assert gbce_beta(10, 101, 0.75) == pytest.approx(0.1 * (0.75 * (1 - 10) + 10))
+
+
+def test_causal_attention_hides_later_positions():
+    x = tf.random.stateless_normal([2, 6, 8], seed=[1, 2])
+    changed = tf.concat([x[:, :4], x[:, 4:] + 5.0], axis=1)  # only positions 4, 5 differ
+    key_mask = tf.ones([2, 6], tf.bool)
+    causal = SelfAttention(8, 2, dropout=0.0, causal=True)
+    np.testing.assert_allclose(causal(x, key_mask)[:, :4].numpy(), causal(changed, key_mask)[:, :4].numpy(),
+                               atol=1e-6)
+    assert not np.allclose(causal(x, key_mask)[:, 4:].numpy(), causal(changed, key_mask)[:, 4:].numpy())
+
+
+def test_model_is_left_to_right_and_trimmed_padding_scores_the_same():
+    model = SasRec(TINY, n_items=30).build_variables()
+    items = np.array([[0, 0, 3, 4, 5, 6], [0, 0, 3, 4, 9, 9]], np.int32)
+    hidden = model({"items": items}).numpy()
+    np.testing.assert_allclose(hidden[0, 2:4], hidden[1, 2:4], atol=1e-5)  # the same prefix 3, 4
+    histories = [np.array([3, 4, 5], np.int32), np.arange(1, 20, dtype=np.int32), np.zeros(0, np.int32)]
+    batched = model.score_histories(histories)
+    one_by_one = np.concatenate([model.score_last(tf.constant(model.next_item_inputs([h]))).numpy()
+                                 for h in histories])
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-5, atol=1e-5)
+    assert batched.shape == (3, 30) and batched.dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", ["ce", "gbce"])
+def test_losses_are_finite_and_ignore_padding(loss):
+    config = TINY.replace(loss=loss, num_negatives=8)
+    model = SasRec(config, n_items=30).build_variables()
+    items = tf.constant([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]], tf.int32)
+    targets = tf.constant([[0, 3, 4, 5, 6], [2, 3, 4, 5, 6]], tf.int32)
+    value = float(model.compute_loss(({"items": items}, targets)))
+    assert np.isfinite(value) and value > 0
+    if loss == "ce":  # mean over the 7 real positions of the full softmax cross-entropy
+        hidden = model({"items": items}).numpy()
+        logits = hidden @ model.item_vectors().numpy().T
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        real = items.numpy() != 0
+        expected = -np.mean(np.take_along_axis(log_probs, targets.numpy()[..., None] - 1, -1)[..., 0][real])
+        assert value == pytest.approx(expected, rel=1e-5)
+
+
+# --- planted series, through train_sequential ----------------------------------------------------------------
+
+def planted_series_data(n_users: int = 160, seed: int = 0) -> MovieLensData:
+    """Users watch a run of one of two series in order: movies 1, 2, ..., 10 or 11, 12, ..., 20."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(1, n_users + 1):
+        first = 1 if user % 2 else 11
+        start = rng.integers(0, 6)
+        length = rng.integers(4, 11 - start)  # runs end anywhere, so every movie is seen in training
+        for step, movie in enumerate(range(first + start, first + start + length)):
+            rows.append((str(user), str(movie), 1_000_000 + 100 * user + step, 4.0))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "timestamp", "user_rating"])
+    movies = make_movies([str(m) for m in range(1, 21)],
+                         [f"Series {'A' if m <= 10 else 'B'} part {(m - 1) % 10 + 1} ({1990 + m})"
+                          for m in range(1, 21)], [["Drama"]] * 20)
+    return MovieLensData("100k", "synthetic:planted-series", ratings, movies)
+
+
+PLANTED = {
+    "sasrec": (TINY.replace(hidden_dim=32),
+               SasRecTrainingConfig(batch_size=32, epochs=12, learning_rate=1e-2, warmup_steps=0, evaluate_every=3,
+                                    patience=10)),
+    "sasrec-gbce": (TINY.replace(hidden_dim=32, loss="gbce", num_negatives=5),
+                    SasRecTrainingConfig(batch_size=32, epochs=12, learning_rate=1e-2, warmup_steps=0,
+                                         evaluate_every=3, patience=10)),
+    "bert4rec": (Bert4RecConfig(max_len=12, hidden_dim=32, num_layers=1, num_heads=2, dropout=0.0, mask_prob=0.3),
+                 Bert4RecTrainingConfig(batch_size=32, epochs=25, learning_rate=1e-2, warmup_steps=0,
+                                        evaluate_every=5, patience=10)),
+}
+
+
+@pytest.fixture(scope="module")
+def planted_models(tmp_path_factory):
+    data = planted_series_data()
+    split = leave_last_out_split(data)
+    root = tmp_path_factory.mktemp("sequential_models")
+    trained = {name: train_sequential(data, split, name.split("-")[0], config, training, seed=1, verbose=0, root=root)
+               for name, (config, training) in PLANTED.items()}
+    return data, split, trained, root
+
+
+@pytest.mark.parametrize("name", list(PLANTED))
+def test_the_next_movie_of_a_planted_series_ranks_first(planted_models, name):
+    data, _, trained, _ = planted_models
+    recommender = SequentialRecommender.from_trained(trained[name], data)
+    for history, expected in ((["1", "2", "3"], "4"), (["11", "12", "13"], "14"), (["15", "16"], "17")):
+        top = recommender.recommend_for_history(history, k=3, ids=True)
+        assert top[0].movie_id == expected, (name, history, [r.movie_id for r in top])
+    titles = recommender.recommend_for_history(["series a part 5", "Series A part 6 (1996)"], k=1)
+    assert titles[0].movie_title == "Series A part 7 (1997)"
+    metrics = trained[name].metrics  # movies 9, 10, 19, 20 end every run: never in training, counted as misses
+    known = 1.0 - metrics["test_unknown_targets"] / metrics["test_users"]
+    assert metrics["test_hr@1"] >= 0.9 * known, metrics
+
+
+def test_sasrec_cache_folder_save_load_and_reuse(planted_models):
+    data, split, trained, root = planted_models
+    sasrec = trained["sasrec"]
+    assert sasrec.model_dir.path.name.startswith("sasrec-100k-leave_last_out-")
+    assert trained["bert4rec"].model_dir.path.name.startswith("bert4rec-100k-leave_last_out-")
+    assert sasrec.model_type == "sasrec" and isinstance(sasrec.model, SasRec)
+    histories = [np.array([1, 2, 3], np.int32), np.array([5], np.int32), np.zeros(0, np.int32)]
+    for name in PLANTED:
+        reloaded = load_trained(trained[name].model_dir)
+        assert type(reloaded.model) is type(trained[name].model) and reloaded.config == trained[name].config
+        np.testing.assert_allclose(trained[name].model.score_histories(histories),
+                                   reloaded.model.score_histories(histories), rtol=1e-6, atol=1e-6)
+    config, training = PLANTED["sasrec"]
+    cached = train_sequential(data, split, "sasrec", config, training, seed=1, verbose=0, root=root)
+    assert cached.loaded and cached.metrics == sasrec.metrics and cached.model_dir.path == sasrec.model_dir.path
+
+
+def test_model_name_and_config_must_match(planted_models):
+    data, split, _, root = planted_models
+    with pytest.raises(ValueError, match="SasRecConfig"):
+        train_sequential(data, split, "sasrec", Bert4RecConfig(), root=root)
+    with pytest.raises(ValueError, match="unknown sequential model"):
+        train_sequential(data, split, "gru4rec", root=root)

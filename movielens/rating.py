@@ -29,20 +29,16 @@ from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
 from movielens.models.autorec import ItemAutoRec, rating_matrix
-from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise
+from movielens.models.knn import ConcatRatingModel
 from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix, side_matrix
-from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
-from movielens.recommender import Recommendation, UserHistory
-from movielens.titles import TitleIndex
+from movielens.persistence import ModelDir, load_weights
 
 MODELS = ("cf", "knn", "autorec")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("one_cycle", "exponential", "constant")
-RANKINGS = ("rating", "cosine")
 FOLDS = tuple(f"u{i}" for i in range(1, 6))
 DEFAULT_RANDOM_FRACTIONS = (0.9, 0.1)
 MONITOR = "val_rmse"
-LIKED_RATING = 4.0  # held-out movies rated this or higher are ranking targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,13 +206,6 @@ def fold_split(data: MovieLensData, folder: str | Path, fold: str) -> Split:
     return Split(fold, train, test_frame, test_frame, Vocabulary.fit(train), validation_is_test=True)
 
 
-def data_key(data: MovieLensData, split: Split, fractions=None, seed: int | None = None) -> dict[str, Any]:
-    """What identifies the training data of a saved model (joins the config in the cache key)."""
-    return {"variant": data.variant, "source": data.source, "ratings": int(len(data.ratings)),
-            "split": split.name, "fractions": list(fractions) if fractions else None, "split_seed": seed,
-            "train": int(len(split.train)), "test": int(len(split.test))}
-
-
 def make_dataset(part: EncodedRatings, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
     """In-memory arrays -> ({"user": [B], "movie": [B]}, rating [B]) batches."""
     dataset = tf.data.Dataset.from_tensor_slices((part.inputs(), part.ratings)).cache()
@@ -382,36 +371,13 @@ def _vocabulary_json(vocabulary: Vocabulary) -> dict:
     return {"user_ids": [str(u) for u in vocabulary.user_ids], "movie_ids": [str(m) for m in vocabulary.movie_ids]}
 
 
-def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: dict | None = None,
-                  retrain: bool = False, verbose: int = 1) -> TrainedRatingModel:
-    """Loads the model of (config, data) from saved_models/, or trains it (resuming an interrupted run).
-
-    Args:
-      key: data identity for the cache key (default `data_key(data, split)`).
-      verbose: 0 silent, 1 one line per epoch, 2 also Keras progress bars.
-    """
+def fit_model(config: RatingConfig, data: MovieLensData, split: Split, model_dir: ModelDir,
+              verbose: int = 1) -> tuple[tf.keras.Model, dict, dict]:
+    """Trains the rating model of `config` (resuming an interrupted run in `model_dir`): early stopping on
+    validation RMSE, then the optional refit. Returns (model, history, metrics)."""
     config = config.check()
-    key = key or data_key(data, split)
-    model_key = config.to_dict()
-    if not config.side_features:  # added after models were cached; off is the model they are, same key
-        del model_key["side_features"]
-    model_dir = ModelDir(readable_name(config.model, data.variant, split.name), {"model": model_key, "data": key})
     parts = rating_parts(split, config.validation_fraction, config.seed)
     final_fit = parts.final_fit(config.refit_full)
-    if not retrain and model_dir.is_complete():
-        saved = model_dir.read_json("vocabularies.json")
-        vocabulary = Vocabulary(np.asarray(saved["user_ids"], dtype=object),
-                                np.asarray(saved["movie_ids"], dtype=object))
-        if saved != _vocabulary_json(split.vocabulary):
-            raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split; use --retrain")
-        tf.keras.utils.set_random_seed(config.seed)
-        model = build_model(config, vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"], final_fit,
-                            data)
-        load_weights(model, model_dir.weights_prefix)
-        return TrainedRatingModel(config, model, vocabulary, model_dir.read_json("history.json"),
-                                  model_dir.read_json("metrics.json"), model_dir, loaded=True)
-
-    model_dir.start(retrain)
     model_dir.write_json("vocabularies.json", _vocabulary_json(split.vocabulary))
     model = _compiled_model(config, split.vocabulary, parts.fit, data)
     train_ds = training_dataset(config, parts.fit)
@@ -443,9 +409,33 @@ def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, key: 
     if config.refit_full:
         metrics["protocol"] += (f"; then refit on train (fit + validation) for the early-stopped epoch count "
                                 f"({metrics['refit_epochs']})")
-    save_weights(model, model_dir.weights_prefix)
-    model_dir.finish(history, metrics)
-    return TrainedRatingModel(config, model, split.vocabulary, history, metrics, model_dir)
+    return model, history, metrics
+
+
+def load_model(config: RatingConfig, data: MovieLensData, split: Split, model_dir: ModelDir) -> tf.keras.Model:
+    """Rebuilds the model saved in `model_dir` and restores its weights (CorruptFileError when it cannot)."""
+    saved = model_dir.read_json("vocabularies.json")
+    if saved != _vocabulary_json(split.vocabulary):
+        raise CorruptFileError(f"{model_dir.path} was trained on other ids than this split")
+    parts = rating_parts(split, config.validation_fraction, config.seed)
+    tf.keras.utils.set_random_seed(config.seed)
+    model = build_model(config, split.vocabulary, model_dir.read_json("metrics.json")["fit_mean_rating"],
+                        parts.final_fit(config.refit_full), data)
+    load_weights(model, model_dir.weights_prefix)
+    return model
+
+
+def train_or_load(config: RatingConfig, data: MovieLensData, split: Split, retrain: bool = False,
+                  verbose: int = 1) -> TrainedRatingModel:
+    """`movielens.families.base.train_or_load` for a rating config, as a `TrainedRatingModel`."""
+    from movielens.families import get_family
+    from movielens.families.base import Context
+    from movielens.families.base import train_or_load as shared_train_or_load
+
+    config = config.check()
+    trained = shared_train_or_load(get_family(config.model), config, Context(data, split, verbose), retrain=retrain)
+    return TrainedRatingModel(config, trained.state, split.vocabulary, trained.history, trained.metrics,
+                              trained.model_dir, trained.loaded)
 
 
 def _mean_rating(part: EncodedRatings) -> float:
@@ -488,153 +478,3 @@ def test_metrics(model: tf.keras.Model, parts: RatingParts, history: dict) -> di
                   test_unknown_users=int((parts.test.users == 0).sum()),
                   test_unknown_movies=int((parts.test.movies == 0).sum()))
     return scores
-
-
-# ------------------------------------------------------------------------------------------- ranking
-
-
-def score_matrix(trained: TrainedRatingModel, rank_by: str, users: np.ndarray | None = None) -> np.ndarray:
-    """Scores of every known movie for the given users (vocabulary indices; default all known users).
-
-    Returns [n_users, n_movies - 1]: column j is movie index j + 1 (the unknown slot is not a candidate).
-    rank_by "cosine": cosine of user and movie vectors (the KNN index); "rating": predicted rating
-    (for cf, dot + biases, the logit of the predicted rating, which orders movies identically; for autorec,
-    the unclipped prediction).
-    """
-    if rank_by not in RANKINGS:
-        raise ValueError(f"unknown ranking {rank_by!r}; valid: {', '.join(RANKINGS)}")
-    users = np.arange(1, trained.vocabulary.num_users) if users is None else np.asarray(users, np.int64)
-    movies = np.arange(1, trained.vocabulary.num_movies)
-    if rank_by == "cosine":
-        return l2_normalise(trained.user_vectors()[users]) @ l2_normalise(trained.movie_vectors()[movies]).T
-    if _has_biases(trained.model):
-        m = trained.model
-        return (m.user_vectors()[users] @ m.movie_vectors()[movies].T + m.user_biases()[users, None]
-                + m.movie_biases()[None, movies])
-    grid_users = np.repeat(users, len(movies))
-    grid_movies = np.tile(movies, len(users))
-    return predict_ratings(trained.model, grid_users, grid_movies).reshape(len(users), len(movies))
-
-
-def _has_biases(model: tf.keras.Model) -> bool:
-    """Dot-product models (cf, autorec): rating order = user vector . movie vector + biases."""
-    return isinstance(model, (EmbeddingDotBias, ItemAutoRec))
-
-
-def liked_centroid_scores(trained: TrainedRatingModel, train: pd.DataFrame, users: np.ndarray) -> np.ndarray:
-    """Item-based KNN: cosine of each movie to the mean unit vector of the user's 4+ training movies.
-
-    Stays inside the movie table, so it is valid for the concatenation model too. [n_users, n_movies - 1].
-    """
-    vocabulary = trained.vocabulary
-    movies = l2_normalise(trained.movie_vectors()[1:])
-    liked = train[train["user_rating"] >= LIKED_RATING]
-    rows = pd.Index(users).get_indexer(vocabulary.encode_users(liked["user_id"]))
-    cols = vocabulary.encode_movies(liked["movie_id"]) - 1
-    keep = (rows >= 0) & (cols >= 0)
-    profile = np.zeros((len(users), movies.shape[1]), np.float32)
-    np.add.at(profile, rows[keep], movies[cols[keep]])
-    return l2_normalise(profile) @ movies.T
-
-
-def popularity_scores(trained: TrainedRatingModel, train: pd.DataFrame, users: np.ndarray) -> np.ndarray:
-    counts = np.bincount(trained.vocabulary.encode_movies(train["movie_id"]),
-                         minlength=trained.vocabulary.num_movies)[1:].astype(np.float32)
-    return np.broadcast_to(counts, (len(users), len(counts)))
-
-
-def ranking_targets(trained: TrainedRatingModel, split: Split) -> tuple[np.ndarray, evaluation.ItemSets,
-                                                                           evaluation.ItemSets, dict]:
-    """Users with held-out movies rated 4+, their targets and their training movies (column indices)."""
-    vocabulary = trained.vocabulary
-    liked = split.test[split.test["user_rating"] >= LIKED_RATING]
-    users = vocabulary.encode_users(liked["user_id"])
-    movies = vocabulary.encode_movies(liked["movie_id"])
-    known = (users > 0) & (movies > 0)
-    eval_users = np.unique(users[known])
-    row = pd.Index(eval_users)
-    targets = evaluation.ItemSets.from_pairs(row.get_indexer(users[known]), movies[known] - 1, len(eval_users))
-    train_users = vocabulary.encode_users(split.train["user_id"])
-    train_rows = row.get_indexer(train_users)
-    train_movies = vocabulary.encode_movies(split.train["movie_id"]) - 1
-    ok = (train_rows >= 0) & (train_movies >= 0)
-    seen = evaluation.ItemSets.from_pairs(train_rows[ok], train_movies[ok], len(eval_users))
-    info = {"liked_test_ratings": int(len(liked)), "targets_unknown_dropped": int((~known).sum())}
-    return eval_users, targets, seen, info
-
-
-def ranking_metrics(scores: np.ndarray, targets: evaluation.ItemSets, seen: evaluation.ItemSets,
-                    k: int = 10) -> dict[str, float]:
-    """Recall@k / NDCG@k over all known movies, the user's training movies excluded."""
-    top = evaluation.top_k(evaluation.exclude_seen(scores, seen), k)
-    return evaluation.recall_ndcg_at_k(top, targets, ks=(k,))
-
-
-# ------------------------------------------------------------------------------------------ recommender
-
-
-class UnknownMovieError(KeyError):
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-class EmbeddingRecommender:
-    """Recommendations from a trained rating model.
-
-    Args:
-      trained: the model and its vocabulary.
-      data: for titles (the whole catalogue).
-      train: the training ratings (seen movies, valid user ids).
-      rank_by: "rating" (predicted rating) or "cosine" (KNN index over the embeddings).
-      backend: index backend for cosine queries ("auto", "brute_force", "scann").
-    """
-
-    def __init__(self, trained: TrainedRatingModel, data: MovieLensData, train: pd.DataFrame,
-                 rank_by: str = "rating", backend: str = "auto"):
-        if rank_by not in RANKINGS:
-            raise ValueError(f"unknown ranking {rank_by!r}; valid: {', '.join(RANKINGS)}")
-        self.trained, self.rank_by = trained, rank_by
-        self.history = UserHistory(train)
-        self.movie_ids = np.asarray(trained.vocabulary.movie_ids, dtype=object)  # column j = index j + 1
-        self.titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
-        self.title_index = TitleIndex.from_movies(data.movies)
-        self.index = CosineIndex(self.movie_ids, trained.movie_vectors()[1:], backend=backend)
-
-    def _user_index(self, user_id) -> int:
-        key = self.history.check_user(user_id)
-        index = int(self.trained.vocabulary.encode_users([key])[0])
-        if index == 0:  # in the history but not the vocabulary cannot happen with one split; be explicit
-            raise KeyError(f"user {key!r} has no embedding")
-        return index
-
-    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
-        user = self._user_index(user_id)
-        seen = set(self.history.seen_movies(user_id)) if exclude_seen else set()
-        if self.rank_by == "cosine":
-            scores, ids = self.index.query(self.trained.user_vectors()[user][None], k, exclude=[seen])
-            return [Recommendation(m, self.titles[m], float(s)) for m, s in zip(ids[0], scores[0])]
-        scores = score_matrix(self.trained, "rating", np.array([user]))[0]
-        if seen:
-            scores[self.trained.vocabulary.encode_movies(list(seen)) - 1] = -np.inf
-        top = evaluation.top_k(scores[None], k)[0]
-        top = top[np.isfinite(scores[top])]
-        if _has_biases(self.trained.model):  # report the rating, not the logit / unclipped score
-            ratings = predict_ratings(self.trained.model, np.full(len(top), user), top + 1)
-        else:
-            ratings = scores[top]
-        return [Recommendation(str(self.movie_ids[j]), self.titles[self.movie_ids[j]], float(r))
-                for j, r in zip(top, ratings)]
-
-    def movie_id(self, title: str) -> str:
-        """Title -> movie id with an embedding (UnknownTitleError lists closest titles)."""
-        movie_id = self.title_index.lookup(title)
-        if int(self.trained.vocabulary.encode_movies([movie_id])[0]) == 0:
-            raise UnknownMovieError(f"{self.titles[movie_id]!r} has no training ratings, so no embedding")
-        return movie_id
-
-    def similar_to(self, title: str, k: int = 10) -> tuple[str, list[Recommendation]]:
-        """The k movies whose embeddings are closest (cosine) to the title's, itself excluded."""
-        movie_id = self.movie_id(title)
-        vector = self.trained.movie_vectors()[self.trained.vocabulary.encode_movies([movie_id])[0]]
-        scores, ids = self.index.query(vector[None], k, exclude=[{movie_id}])
-        return movie_id, [Recommendation(m, self.titles[m], float(s)) for m, s in zip(ids[0], scores[0])]

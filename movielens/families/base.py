@@ -1,0 +1,232 @@
+"""What a model family supplies, and the one train-or-load path every family goes through.
+
+A family (`Family` subclass, registered in `movielens.families.REGISTRY`) supplies only
+what is its own:
+  - `config_class` and `default_config()`: its typed config (movielens.config.Config);
+  - `fit(config, context, model_dir) -> Fitted`: build and train (TF families through
+    `movielens.training.fit_resumable`, checkpointing into `model_dir`), returning its
+    trained state, the per-epoch history and its own metrics;
+  - `save(state, model_dir)` / `load(config, context, model_dir)`: its files in the model folder;
+  - `scorer(state, config, context) -> Scorer`: a person's history -> a query vector, and one
+    candidate vector per movie, so that scores = query . candidate over the whole catalogue.
+
+Written once, here: the cache identity (family, code version, config, data fingerprint
+and split), loading with a damaged folder moved aside and retrained, "not cached"
+notices and `no_train`, and the trained-model record.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+import hashlib
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from movielens.config import Config
+from movielens.data.splits import Split
+from movielens.data.table import MovieLensData
+from movielens.families.histories import Histories
+from movielens.io import CorruptFileError
+from movielens.persistence import ModelDir, readable_name
+
+
+class ModelNotTrainedError(LookupError):
+    """`--no_train` and the model is not in saved_models/."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class Scorer(Protocol):
+    """Scores = queries(histories) @ candidates().T, column j = the split vocabulary's movie j."""
+
+    def candidates(self) -> np.ndarray:
+        """float32 [n_items, d]."""
+
+    def queries(self, histories: Histories) -> np.ndarray:
+        """float32 [n, d], one per person."""
+
+
+@dataclasses.dataclass
+class Context:
+    """The data a family trains on and scores against: the whole data set and the split."""
+
+    data: MovieLensData
+    split: Split
+    verbose: int = 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.split.vocabulary.movie_ids)
+
+    @functools.cached_property
+    def train_histories(self) -> Histories:
+        """Every training user's training movies (the fitting data of the non-neural families)."""
+        return Histories.from_frame(self.split.train, self.split.vocabulary, self.split.vocabulary.user_ids)
+
+    @functools.cached_property
+    def item_counts(self) -> np.ndarray:
+        """float64 [n_items] training interactions per movie column."""
+        columns = self.split.vocabulary.encode_movies(self.split.train["movie_id"]) - 1
+        return np.bincount(columns[columns >= 0], minlength=self.n_items).astype(np.float64)
+
+
+@dataclasses.dataclass
+class Fitted:
+    state: Any
+    history: dict
+    metrics: dict
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """One trained (or loaded) model of a family, with its record in saved_models/."""
+
+    family: Family
+    config: Config
+    state: Any
+    history: dict
+    metrics: dict
+    model_dir: ModelDir
+    loaded: bool
+    context: Context
+
+    @property
+    def name(self) -> str:
+        return self.family.label(self.config)
+
+    def scorer(self) -> Scorer:
+        return self.family.scorer(self.state, self.config, self.context)
+
+
+class Family(abc.ABC):
+    """A model family: see the module docstring for what a subclass supplies."""
+
+    name: str = ""
+    kind: str = ""          # "baseline", "retrieval", "sequential" or "rating"
+    summary: str = ""       # one line for --help and the README
+    fold_in: str = ""       # how a person who is not in the data (typed titles) is scored
+    config_class: type[Config] = Config
+    default_split: str = "random"
+    version: int = 1        # bumped when saved files or training change, so old models are not reused
+    # Config fields that do not change the trained weights (time budgets): left out of the identity.
+    not_identity: tuple[str, ...] = ()
+
+    def default_config(self) -> Config:
+        return self.config_class()
+
+    def label(self, config: Config) -> str:
+        """How rows of tables name a model of this family."""
+        return self.name
+
+    def check(self, config: Config, data: MovieLensData) -> None:
+        """Raises ValueError when the config cannot run on this data (before any training)."""
+        return None
+
+    @abc.abstractmethod
+    def fit(self, config: Config, context: Context, model_dir: ModelDir) -> Fitted: ...
+
+    @abc.abstractmethod
+    def save(self, state: Any, model_dir: ModelDir) -> None: ...
+
+    @abc.abstractmethod
+    def load(self, config: Config, context: Context, model_dir: ModelDir) -> Any: ...
+
+    @abc.abstractmethod
+    def scorer(self, state: Any, config: Config, context: Context) -> Scorer: ...
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    columns = [c for c in ("user_id", "movie_id", "user_rating", "timestamp") if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+
+def data_identity(data: MovieLensData, split: Split) -> dict:
+    """The data part of a model's identity: the variant and exactly which ratings train, validate and test.
+
+    By content, not by path: the same files anywhere give the same identity.
+    """
+    return {"variant": data.variant, "split": split.name, "validation_is_test": bool(split.validation_is_test),
+            "train": _fingerprint(split.train), "validation": _fingerprint(split.validation),
+            "test": _fingerprint(split.test), "catalogue": int(len(data.movies))}
+
+
+def model_dir_for(family: Family, config: Config, context: Context, root=None) -> ModelDir:
+    config_values = {k: v for k, v in config.to_dict().items() if k not in family.not_identity}
+    identity = {"family": family.name, "version": family.version, "config": config_values,
+                "data": data_identity(context.data, context.split)}
+    return ModelDir(readable_name(family.label(config), context.data.variant, context.split.name), identity, root=root)
+
+
+def train_or_load(family: Family, config: Config, context: Context, *, retrain: bool = False,
+                  no_train: bool = False, root=None) -> TrainedModel:
+    """The model of (family, config, data): loaded from saved_models/ when there, else trained and saved.
+
+    A saved model that fails to load is moved aside (kept for inspection) and retrained, with one line said.
+    `no_train` turns "not saved yet" into a ModelNotTrainedError instead of training.
+    """
+    family.check(config, context.data)
+    model_dir = model_dir_for(family, config, context, root)
+    say = print if context.verbose else (lambda *a, **k: None)
+    if model_dir.is_complete() and not retrain:
+        try:
+            state = family.load(config, context, model_dir)
+            history, metrics = model_dir.read_json("history.json"), model_dir.read_json("metrics.json")
+            say(f"[{family.label(config)}] loaded from {model_dir.path}", flush=True)
+            return TrainedModel(family, config, state, history, metrics, model_dir, True, context)
+        except (CorruptFileError, FileNotFoundError, KeyError, ValueError) as error:
+            moved = _move_aside(model_dir)
+            print(f"[{family.label(config)}] saved model could not be loaded ({error}); moved to {moved}, "
+                  f"training again", flush=True)
+    if no_train:
+        raise ModelNotTrainedError(f"{family.label(config)} with these settings is not in {model_dir.path.parent} "
+                                   f"(it would train now); run without --no_train to train it")
+    say(f"[{family.label(config)}] not in saved_models/: training it -> {model_dir.path}", flush=True)
+    model_dir.start(retrain)
+    fitted = family.fit(config, context, model_dir)
+    family.save(fitted.state, model_dir)
+    model_dir.finish(fitted.history, fitted.metrics)
+    return TrainedModel(family, config, fitted.state, fitted.history, fitted.metrics, model_dir, False, context)
+
+
+def _move_aside(model_dir: ModelDir):
+    mover = getattr(model_dir, "move_aside", None)
+    if mover is not None:
+        return mover("unreadable")
+    import shutil
+    import time
+
+    target = model_dir.path.with_name(f"{model_dir.path.name}.broken-{int(time.time())}")
+    shutil.move(str(model_dir.path), str(target))
+    return target
+
+
+def write_arrays(model_dir: ModelDir, name: str, **arrays: np.ndarray) -> None:
+    """Numeric arrays to `<model dir>/<name>.npz`, atomically (never pickle)."""
+    import os
+    import tempfile
+
+    final = model_dir.path / f"{name}.npz"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npz", dir=model_dir.path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, final)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_arrays(model_dir: ModelDir, name: str) -> dict[str, np.ndarray]:
+    path = model_dir.path / f"{name}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {key: saved[key] for key in saved.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptFileError(f"{path} is unreadable ({error})") from error

@@ -31,6 +31,8 @@ _ARTICLES = (
 # "(1995)", "(2007-)", "(1995-1996)", optionally followed by ML-100K's "(V)" / "(TV)" release-kind marks.
 _YEAR_RE = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\)(?:\s*\((?:V|TV)\))?\s*$")
 _NON_ALNUM_RE = re.compile(r"[^a-z0-9]+")
+# Where a long title splits into parts: "Star Wars: Episode IV - A New Hope".
+_PART_SPLIT_RE = re.compile(r":\s+|\s+-\s+")
 _TRAILING_ARTICLE_RE = re.compile(r"^(.*),\s*(" + "|".join(re.escape(a) for a in _ARTICLES) + r")$", re.IGNORECASE)
 
 
@@ -138,6 +140,22 @@ def match_keys(title: str) -> tuple[str, ...]:
     "Matrix (1999)" share the key "matrix".
     """
     return _keys_and_year(title)[0]
+
+
+def part_keys(title: str) -> tuple[str, ...]:
+    """`match_keys` of the parts of a title split at ': ' and ' - ', parts of 4+ characters only.
+
+    "Star Wars: Episode IV - A New Hope (1977)" -> ("star wars", "episode iv", "new hope");
+    a title without such a split has none.
+    """
+    keys: list[str] = []
+    for name in parse_title(title).all_names:
+        parts = _PART_SPLIT_RE.split(name)
+        if len(parts) < 2:
+            continue
+        for part in parts:
+            keys += [k for k in match_keys(part) if len(k) >= 4 and k not in keys]
+    return tuple(keys)
 
 
 def _plural(count: int, word: str) -> str:
@@ -254,6 +272,12 @@ class TitleIndex:
         self._vocabulary = list(self._postings)
         self._entry_texts = [" ".join(words) for words in self._entry_words]
         self._entry_sizes = [len(set(words)) for words in self._entry_words]
+        self._by_name: dict[str, list[int]] = {}  # whole name -> rows, in order
+        for row, text in zip(self._entry_rows, self._entry_texts):
+            rows = self._by_name.setdefault(text, [])
+            if not rows or rows[-1] != row:
+                rows.append(row)
+        self._by_part: dict[str, list[int]] | None = None  # part name -> rows, made by the first `find_parts`
 
     @classmethod
     def from_movies(cls, movies, ratings=None) -> TitleIndex:
@@ -295,6 +319,57 @@ class TitleIndex:
     def closest(self, query: str, n: int = 5) -> list[str]:
         """The `n` known titles most similar to `query` (for error messages)."""
         return [self.titles[r] for r in self._closest_rows(query, n)]
+
+    def find(self, title: str, year_tolerance: int = 0) -> list:
+        """Movie ids whose whole name is `title`'s, of the same year; for joining data sources.
+
+        Unlike `lookup` (what people type) there are no partial words and no typos:
+        only case, accents, punctuation, articles, alternate titles and roman
+        numerals are ignored. A title without a year finds only titles without one.
+
+        Args:
+          title: a MovieLens-style title, "Name (Year)".
+          year_tolerance: when no movie of that year has the name, years up to this
+            far off are tried, nearest (and earlier) first: release years differ by
+            one between sources (festival vs. theatrical release).
+
+        Returns:
+          the ids in the order the movies were given (main-title matches before
+          alternate-title ones); empty when none.
+        """
+        keys, year = _keys_and_year(title)
+        years = [year]
+        if year is not None:
+            years += [year + sign * delta for delta in range(1, year_tolerance + 1) for sign in (-1, 1)]
+        for wanted in years:
+            rows = self._rows_named(self._by_name, keys, wanted)
+            if rows:
+                return [self.movie_ids[r] for r in rows]
+        return []
+
+    def find_parts(self, title: str) -> list:
+        """Movie ids of the same year with a part (split at ': ' and ' - ') named like `title`.
+
+        "Star Wars (1977)" (ML-100K) finds "Star Wars: Episode IV - A New Hope (1977)"
+        (ML-1M). Parts shorter than 4 characters are left out; a title without a year
+        finds nothing. Callers decide what several ids mean.
+        """
+        keys, year = _keys_and_year(title)
+        if year is None:
+            return []
+        if self._by_part is None:
+            self._by_part = {}
+            for row, title in enumerate(self.titles):
+                if ":" in title or " - " in title:
+                    for key in part_keys(title):
+                        self._by_part.setdefault(" ".join(_words(key)), []).append(row)
+        return [self.movie_ids[r] for r in self._rows_named(self._by_part, keys, year)]
+
+    def _rows_named(self, table: dict[str, list[int]], keys: tuple[str, ...], year: int | None) -> list[int]:
+        rows: list[int] = []
+        for key in keys:
+            rows += [r for r in table.get(" ".join(_words(key)), ()) if self.years[r] == year and r not in rows]
+        return rows
 
     # ------------------------------------------------------------------ matching
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movielens.titles import TitleIndex, UnknownTitleError, match_keys, normalise, parse_title
+from movielens.titles import TitleIndex, UnknownTitleError, match_keys, normalise, parse_title, part_keys
 
 
 @pytest.mark.parametrize("title, name, alternates, year", [
@@ -43,6 +43,27 @@ RATING_COUNTS = [452, 300, 20, 90, 150, 40, 200, 413, 209, 70, 400, 380, 260, 15
 
 def movie_id(title: str, occurrence: int = 0) -> str:
     return str([i for i, t in enumerate(TITLES) if t == title][occurrence] + 1)
+
+
+def test_part_keys_split_long_titles():
+    assert part_keys("Star Wars: Episode IV - A New Hope (1977)") == ("star wars", "episode iv", "new hope")
+    assert part_keys("Toy Story (1995)") == ()
+
+
+def test_find_takes_whole_names_only_for_joining_data():
+    titles = ["Heat (1995)", "Dead Heat (1995)", "Rocky II (1979)", "Heat (1995)", "Leon (Professional, The) (1994)",
+              "Star Wars: Episode IV - A New Hope (1977)", "Star Wars: Episode V - The Empire Strikes Back (1980)"]
+    index = TitleIndex(range(len(titles)), titles)
+    assert index.find("heat (1995)") == [0, 3]
+    assert index.find("Heat (1996)") == []
+    assert index.find("Heat (1996)", year_tolerance=1) == [0, 3]
+    assert index.find("Rocky 2 (1979)") == [2]
+    assert index.find("The Professional (1994)") == [4]
+    assert index.find("heat") == []  # a title without a year finds only titles without one
+    assert index.find("Star Wars (1977)") == []
+    assert index.find_parts("Star Wars (1977)") == [5]
+    assert index.find_parts("A New Hope (1977)") == [5]
+    assert index.find_parts("Star Wars (1978)") == []
 
 
 @pytest.fixture

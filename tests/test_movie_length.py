@@ -528,3 +528,19 @@ def test_table_title_part_match_only_when_unambiguous(tmp_path):
     movies = movies_frame(["Star Wars (1977)", "A New Hope (1977)", "Batman (1993)", "Star Wars (1978)"])
     result = resolve(movies, None, variant="100k", table_path=table, use_network=False)
     np.testing.assert_array_equal(result.minutes, [121, 121, 90, 90])
+
+
+def test_table_title_of_the_year_before_or_after_and_roman_numerals(tmp_path):
+    table = write_table(
+        tmp_path / "t.csv",
+        pd.DataFrame(
+            {
+                "title": ["Heat (1996)", "Rocky 2 (1979)", "Dead Heat (1995)", "Heat Wave (1995)"],
+                "runtime_min": [170, 119, 86, 95],
+            }
+        ),
+    )
+    movies = movies_frame(["Heat (1995)", "Rocky II (1979)", "Heat (1993)", "Heat Wave (1995)"])
+    result = resolve(movies, None, variant="100k", table_path=table, use_network=False)
+    # A film that merely shares a word ("Dead Heat") is never taken; two years off is another film.
+    np.testing.assert_array_equal(result.minutes, [170, 119, 90, 95])

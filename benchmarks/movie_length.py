@@ -25,7 +25,7 @@ seen not excluded). Runtimes from the table above (98.6% real).
 
 Writes benchmarks/results/movie_length.json and prints markdown tables.
 
-    .venv/bin/python benchmarks/movie_length.py
+    .venv/bin/python -m benchmarks.movie_length [--variants 1m,100k] [--bulk_rows 0] [--accuracy_seeds]
 """
 
 from __future__ import annotations

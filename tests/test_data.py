@@ -205,8 +205,13 @@ def test_missing_files_fail_fast_with_instructions(tmp_path, offline):
     with pytest.raises(DataUnavailableError) as error:
         load_movielens("1m", data_dir=empty)
     message = str(error.value)
-    assert "local files" in message and "tfds" in message and "ml-1m.zip" in message and "--data_dir" in message
+    # The files asked for are the only source tried: the error names them, no download is attempted.
+    assert str(empty) in message and "tfds" not in message and "ml-1m.zip" in message and "--data_dir" in message
     assert time.perf_counter() - started < 15
+    with pytest.raises(DataUnavailableError) as error:
+        load_movielens("1m")
+    message = str(error.value)
+    assert "local files: none given" in message and "tfds" in message and "ml-1m.zip" in message
     with pytest.raises(DataUnavailableError, match="registry"):
         load_movielens("100k")
 

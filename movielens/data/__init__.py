@@ -1,6 +1,7 @@
 """MovieLens data: loaders per GroupLens layout, one TFDS-named schema, a tf.data cache, splits."""
 
-from movielens.data.loader import SOURCES, DataUnavailableError, load_movielens
+from movielens.data.grouplens import RatingFileError
+from movielens.data.loader import SOURCES, DataUnavailableError, describe_source, load_movielens
 from movielens.data.schema import GENRES, OCCUPATIONS, VARIANTS, rating_columns
 from movielens.data.splits import (
     SPLITS,
@@ -14,7 +15,7 @@ from movielens.data.splits import (
 from movielens.data.table import MovieLensData
 
 __all__ = [
-    "GENRES", "OCCUPATIONS", "SOURCES", "SPLITS", "VARIANTS", "DataUnavailableError", "MovieLensData", "Split",
-    "Vocabulary", "leave_last_out_split", "load_movielens", "make_split", "random_split", "rating_columns",
-    "temporal_split",
+    "GENRES", "OCCUPATIONS", "SOURCES", "SPLITS", "VARIANTS", "DataUnavailableError", "MovieLensData",
+    "RatingFileError", "Split", "Vocabulary", "describe_source", "leave_last_out_split", "load_movielens",
+    "make_split", "random_split", "rating_columns", "temporal_split",
 ]

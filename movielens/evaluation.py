@@ -7,6 +7,10 @@ Conventions, shared by every model family:
   held-out item that is also "seen" is never excluded.
 - Ties count against the target (pessimistic rank), so a model that scores
   everything equal gets no credit.
+- A non-finite score (nan, +inf, -inf) is a broken score, never a good one: it
+  ranks below every finite score, and a target whose own score is non-finite
+  is a miss at every cut-off (rank = number of candidates). A model that
+  outputs nan or inf everywhere scores 0 on every metric.
 """
 
 from __future__ import annotations
@@ -65,12 +69,36 @@ class ItemSets:
         return np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores per row, best first. scores [n, m] -> [n, min(k, m)]."""
+def finite_or_worst(scores: np.ndarray) -> np.ndarray:
+    """`scores` as floats with every non-finite value (nan, +inf, -inf) replaced by -inf, the worst score.
+
+    Returns the input itself when it is already a float array without nan or +inf.
+    """
+    scores = np.asarray(scores)
+    if not np.issubdtype(scores.dtype, np.floating):
+        return scores.astype(np.float64)
+    broken = np.isnan(scores) | np.isposinf(scores)
+    return np.where(broken, -np.inf, scores).astype(scores.dtype, copy=False) if broken.any() else scores
+
+
+def top_k(scores: np.ndarray, k: int, non_finite: int | None = None) -> np.ndarray:
+    """Indices of the k highest scores per row, best first. scores [n, m] -> [n, min(k, m)].
+
+    Non-finite scores rank last (nan and +inf count as -inf). `non_finite`, when given (e.g. -1),
+    replaces the index of every returned item whose score is non-finite, so that evaluation can tell
+    "no item" from an item (`recall_ndcg_at_k` counts negative indices as misses); recommenders leave it
+    None and drop those items themselves.
+    """
+    scores = finite_or_worst(scores)
     k = min(k, scores.shape[1])
+    if k <= 0:
+        return np.zeros((scores.shape[0], 0), np.int64)
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    if non_finite is not None:
+        top = np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, non_finite)
+    return top
 
 
 def exclude_seen(scores: np.ndarray, seen: ItemSets, targets: ItemSets | None = None) -> np.ndarray:
@@ -89,11 +117,13 @@ def exclude_seen(scores: np.ndarray, seen: ItemSets, targets: ItemSets | None = 
 def target_ranks(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """0-based rank of each row's single target item. scores [n, m], targets [n] -> [n] int.
 
-    Pessimistic: every other item scoring >= the target ranks ahead of it.
+    Pessimistic: every other item scoring >= the target ranks ahead of it. A target with a
+    non-finite score gets rank m (a miss at every cut-off); other non-finite scores rank last.
     """
+    scores = finite_or_worst(scores)
     target_scores = scores[np.arange(len(targets)), targets]
     ahead = (scores >= target_scores[:, None]).sum(axis=1) - 1
-    return ahead.astype(np.int64)
+    return np.where(np.isfinite(target_scores), ahead, scores.shape[1]).astype(np.int64)
 
 
 def leave_one_out_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
@@ -112,7 +142,8 @@ def recall_ndcg_at_k(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10
     """Recall@k and NDCG@k for rows with one or more held-out items.
 
     Args:
-      top: shape [n, K] ranked item indices (K >= max(ks)), seen items already excluded.
+      top: shape [n, K] ranked item indices (K >= max(ks)), seen items already excluded; a negative
+        index is "no item" (see `top_k(..., non_finite=-1)`) and never a hit.
       targets: the held-out items of each of the n rows (rows with none are skipped).
 
     Recall@k = |top k ∩ targets| / min(k, |targets|) would inflate small k, so
@@ -125,7 +156,8 @@ def recall_ndcg_at_k(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10
     n_items = int(max(top.max(initial=0), targets.indices.max(initial=0))) + 1
     is_target = np.zeros((n, n_items), dtype=bool)
     is_target[targets.row_ids(), targets.indices] = True
-    hits = np.take_along_axis(is_target, top, axis=1)
+    present = top >= 0
+    hits = np.take_along_axis(is_target, np.where(present, top, 0), axis=1) & present
     discounts = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)
     out: dict[str, float] = {}
     for k in ks:
@@ -139,7 +171,10 @@ def recall_ndcg_at_k(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10
 
 
 def rmse(predictions: np.ndarray, ratings: np.ndarray) -> dict[str, float]:
-    errors = np.asarray(predictions, np.float64) - np.asarray(ratings, np.float64)
+    """MSE, RMSE and MAE; a non-finite prediction makes them inf (never a good score, never nan)."""
+    predictions = np.asarray(predictions, np.float64)
+    predictions = np.where(np.isfinite(predictions), predictions, np.inf)
+    errors = predictions - np.asarray(ratings, np.float64)
     mse = float(np.mean(errors**2))
     return {"mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(errors)))}
 
@@ -189,8 +224,11 @@ def sample_negatives(seen: ItemSets, targets: np.ndarray, popularity: np.ndarray
 def sampled_target_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     """0-based rank of each target among itself and its sampled negatives (pessimistic ties).
 
-    scores [n, m], targets [n], negatives [n, s] -> [n] int in 0..s.
+    scores [n, m], targets [n], negatives [n, s] -> [n] int in 0..s. A target with a non-finite
+    score gets s (last); a negative's non-finite score ranks below every finite one.
     """
+    scores = finite_or_worst(scores)
     rows = np.arange(len(targets))
     target_scores = scores[rows, targets]
-    return (np.take_along_axis(scores, negatives, axis=1) >= target_scores[:, None]).sum(axis=1).astype(np.int64)
+    ahead = (np.take_along_axis(scores, negatives, axis=1) >= target_scores[:, None]).sum(axis=1)
+    return np.where(np.isfinite(target_scores), ahead, negatives.shape[1]).astype(np.int64)

@@ -1,7 +1,9 @@
 """Atomic writes and checked reads for everything under `datasets/` and `saved_models/`.
 
 A write goes to a temporary sibling and is renamed into place, so an
-interrupted run never leaves a half-written file or folder behind.
+interrupted run, or one that fails mid-write (disk full: ENOSPC, read-only
+file system), never leaves a half-written file or folder behind: the
+temporary copy is removed and the previous version, if any, stays.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,9 +83,13 @@ def atomic_directory(final: str | os.PathLike, replace: bool = True) -> Iterator
         if final.exists() and not replace:
             return
         if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.time_ns()}")
             os.replace(final, old)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)  # the previous complete version stays in place
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)

@@ -7,13 +7,17 @@ A finished model folder holds:
   weights/      the trained weights (TensorFlow checkpoint)
   (+ anything model specific, e.g. vocabularies.json)
 and `complete` is written last. A folder without `complete` is an interrupted
-run: its `checkpoint/` subfolder is where training resumes from.
+run: its `checkpoint/` subfolder is where training resumes from. A run that failed
+for good (training diverged) is `discard`ed; a finished folder found unreadable is
+`move_aside`d to `<name>.broken-<timestamp>/`, kept for inspection, never loaded.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +87,38 @@ class ModelDir:
     def read_json(self, name: str) -> Any:
         return read_json(self.path / name)
 
+    def discard(self) -> None:
+        """Removes the folder of a failed run (e.g. diverged training), so nothing resumes from or loads it.
+
+        The folder is renamed away first, so a concurrent reader sees it whole or not at all.
+        """
+        doomed = self.path.with_name(f".{self.path.name}.discarded-{os.getpid()}-{time.time_ns()}")
+        try:
+            os.replace(self.path, doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def move_aside(self, reason: str) -> Path:
+        """Renames a broken model folder to `<name>.broken-<timestamp>` (atomically) and returns the new path.
+
+        The folder is kept for inspection, with `reason` in its `BROKEN.txt`, but no `ModelDir`
+        ever points at it again, so it is never loaded or resumed. Prints nothing: the caller says
+        what happened.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+        suffix = 1
+        while target.exists():
+            suffix += 1
+            target = self.path.with_name(f"{self.path.name}.broken-{stamp}-{suffix}")
+        os.rename(self.path, target)
+        try:
+            atomic_write_text(target / "BROKEN.txt", reason.rstrip("\n") + "\n")
+        except OSError:  # a full or read-only disk must not hide the rename, which already happened
+            pass
+        return target
+
     def finish(self, history: Mapping[str, list], metrics: Mapping[str, float]) -> None:
         """Writes history and metrics, drops the resume checkpoint, then marks the folder complete."""
         self.write_json("history.json", dict(history))
@@ -108,12 +144,24 @@ def save_weights(model, prefix: Path) -> None:
 
 
 def load_weights(model, prefix: Path) -> None:
-    """Restores `model`'s variables; every saved variable must match one of the model's."""
+    """Restores `model`'s variables; every saved variable must match one of the model's.
+
+    Raises:
+      CorruptFileError: one line naming `prefix`, whatever went wrong: no checkpoint, a truncated or
+        corrupt file (TensorFlow raises IndexError, DataLossError, other OpErrors, ValueError, ...
+        depending on where the damage is), or variables that do not fit the model.
+    """
     import tensorflow as tf
 
     if not Path(str(prefix) + ".index").is_file():
         raise CorruptFileError(f"no weights at {prefix}; retrain with --retrain")
     try:
         tf.train.Checkpoint(model=model).read(str(prefix)).assert_existing_objects_matched().expect_partial()
-    except (tf.errors.OpError, AssertionError, ValueError) as error:
-        raise CorruptFileError(f"weights at {prefix} are unreadable or do not fit the model: {error}") from error
+    except Exception as error:  # any failure to restore means the files are damaged or not this model's
+        raise CorruptFileError(f"weights at {prefix} are unreadable or do not fit the model "
+                               f"({type(error).__name__}: {_first_line(error)}); retrain with --retrain") from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else "no details"

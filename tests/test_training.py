@@ -67,3 +67,99 @@ def test_early_stopping_keeps_best_weights(tmp_path):
     again = fit_resumable(_model(), _data(), epochs=6, checkpoint_dir=tmp_path, evaluate=evaluate,
                           monitor="val_score", patience=2, verbose=0)
     assert again["epoch"] == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------- exact resume, divergence, interruption
+
+def _shuffled_data(seed=7):
+    """64 examples in batches of 8, reshuffled every epoch as a function of (seed, epoch)."""
+    from movielens.training import shuffled_batches
+
+    x = np.random.default_rng(1).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.1
+    return shuffled_batches((x, y), batch_size=8, seed=seed)
+
+
+def _seeded_model(seed=3, learning_rate=0.05):
+    tf.keras.utils.set_random_seed(seed)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(4, activation="relu", input_shape=(3,)),
+                                 tf.keras.layers.Dense(1)])
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate), loss="mse")
+    return model
+
+
+def test_epoch_data_resume_is_exact_with_reshuffled_batches(tmp_path):
+    """Killed after epoch 2 and resumed in a "new process": the same weights and losses as 4 straight epochs."""
+    from movielens.errors import TrainingInterrupted
+
+    straight = _seeded_model()
+    history = fit_resumable(straight, _shuffled_data(), epochs=4, checkpoint_dir=tmp_path / "a", verbose=0)
+
+    with pytest.raises(TrainingInterrupted, match="interrupted at epoch 3 \\(epoch 2 is checkpointed\\)"):
+        fit_resumable(_seeded_model(), _shuffled_data(), epochs=4, checkpoint_dir=tmp_path / "b", verbose=0,
+                      callbacks=[_Interrupt(2)])
+    resumed = _seeded_model()
+    history_b = fit_resumable(resumed, _shuffled_data(), epochs=4, checkpoint_dir=tmp_path / "b", verbose=0)
+    assert history_b["epoch"] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(history_b["loss"], history["loss"])
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_data_changes_order_every_epoch_and_checks_its_length():
+    data = _shuffled_data()
+    first = [x.numpy()[:, 0].tolist() for x, _ in data.make_epoch(tf.constant(0, tf.int64))]
+    again = [x.numpy()[:, 0].tolist() for x, _ in data.make_epoch(tf.constant(0, tf.int64))]
+    second = [x.numpy()[:, 0].tolist() for x, _ in data.make_epoch(tf.constant(1, tf.int64))]
+    assert first == again and first != second and data.steps_per_epoch == 8
+    stream = data.from_epoch(1)
+    assert [x.numpy()[:, 0].tolist() for x, _ in stream.take(8)] == second
+
+
+def test_a_nan_loss_stops_training_and_removes_the_checkpoint(tmp_path):
+    from movielens.errors import USER_ERRORS, TrainingDivergedError
+
+    model = _seeded_model(learning_rate=1e30)  # explodes to inf, then nan, within the first epochs
+    with pytest.raises(TrainingDivergedError, match=r"training diverged at epoch \d+.*\(loss=(nan|inf)\); "
+                                                    r"lower --learning_rate") as error:
+        fit_resumable(model, _shuffled_data(), epochs=20, checkpoint_dir=tmp_path / "ckpt", verbose=0)
+    assert isinstance(error.value, ValueError) and isinstance(error.value, USER_ERRORS)
+    assert not (tmp_path / "ckpt").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_nan_loss_at_epoch_end_is_caught_before_saving(tmp_path):
+    """The epoch-end check stands alone (e.g. a loss that turns nan in the last batches)."""
+    from movielens.errors import TrainingDivergedError
+    from movielens.training import ResumableCheckpoint
+
+    model = _seeded_model()
+    state = {"epoch": 0, "history": {}, "best": None, "best_epoch": None, "wait": 0, "stopped": False}
+    callback = ResumableCheckpoint(tmp_path, state, None, 1, None, "max", None, 0)
+    callback.set_model(model)
+    with pytest.raises(TrainingDivergedError, match="epoch 3 \\(loss=inf\\)"):
+        callback.on_epoch_end(2, {"loss": float("inf")})
+    assert state["history"] == {} and list(tmp_path.iterdir()) == []
+
+
+def test_a_non_finite_metric_is_never_the_best(tmp_path):
+    scores = iter([float("nan"), 0.3, float("inf"), 0.2, float("nan")])
+
+    def evaluate(model):
+        return {"val_score": next(scores)}
+
+    history = fit_resumable(_seeded_model(), _shuffled_data(), epochs=5, checkpoint_dir=tmp_path,
+                            evaluate=evaluate, monitor="val_score", mode="max", verbose=0)
+    assert history["best_epoch"] == 2
+    assert np.isnan(history["val_score"][0]) and history["val_score"][2] == np.inf
+
+
+def test_a_truncated_resume_checkpoint_is_a_corrupt_file_error(tmp_path):
+    from movielens.io import CorruptFileError
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_resumable(_seeded_model(), _shuffled_data(), epochs=4, checkpoint_dir=tmp_path, verbose=0,
+                      callbacks=[_Interrupt(2)])
+    data_file = next((tmp_path / "last").glob("ckpt.data-*"))
+    data_file.write_bytes(data_file.read_bytes()[:10])
+    with pytest.raises(CorruptFileError, match=f"cannot resume from {tmp_path / 'last'}.*--retrain"):
+        fit_resumable(_seeded_model(), _shuffled_data(), epochs=4, checkpoint_dir=tmp_path, verbose=0)

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from movielens.errors import TrainingDivergedError, TrainingInterrupted
@@ -106,9 +107,9 @@ def _non_finite_loss(logs: Mapping | None) -> tuple[str, float] | None:
     """(key, value) of the first loss in Keras logs that is nan or inf; None when all are finite."""
     for key, value in (logs or {}).items():
         if key == "loss" or key.endswith("_loss"):
-            value = float(value)
-            if not math.isfinite(value):
-                return key, value
+            values = np.asarray(value, dtype=np.float64)
+            if not np.isfinite(values).all():
+                return key, float(values[~np.isfinite(values)].flat[0])
     return None
 
 

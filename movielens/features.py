@@ -37,6 +37,7 @@ BUCKET_AND_NORMALISED = "bucket_embedding+normalised_value"
 CATEGORY = "category_embedding"
 TEXT = "text_vectorization+mean_pooled_token_embeddings"
 MULTI_CATEGORY = "mean_of_category_embeddings"
+HISTORY_MEAN = "mean_of_history_movie_embeddings"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,9 @@ FEATURES: dict[str, Feature] = {
         Feature("user_gender", QUERY, CATEGORY, "user_gender", "two values", variants=_USER_FEATURE_VARIANTS),
         Feature("user_occupation_label", QUERY, CATEGORY, "user_occupation_label", "occupation label vocabulary",
                 variants=_USER_FEATURE_VARIANTS),
+        Feature("history", QUERY, HISTORY_MEAN, "user_id, movie_id, timestamp",
+                "each user's training movies in time order; a query sees only the last `history_length` movies "
+                "rated STRICTLY before its timestamp (or a history given directly)"),
         Feature("movie_title", CANDIDATE, ID, "movie_id",
                 "movie vocabulary (train movies; 0 = unknown); keyed by movie_id because titles repeat", always=True),
         Feature("movie_title_text", CANDIDATE, TEXT, "movie_title", "TextVectorization vocabulary of train titles"),
@@ -86,6 +90,8 @@ OPTIONAL_FEATURES = tuple(name for name, f in FEATURES.items() if not f.always)
 TIMESTAMP_BUCKETS = 1000  # quantile buckets of the train timestamps (the tutorial uses 1000 linspace buckets)
 LENGTH_BUCKETS = 20
 TITLE_MAX_TOKENS = 16
+HISTORY_LENGTH = 50  # default cap H of the history feature: the mean of at most the last H movies
+_USER_SHIFT = np.int64(2**32)  # history key = user index * 2^32 + timestamp (timestamps are < 2^32 seconds)
 
 
 def validate_feature_set(names: Iterable[str], variant: str | None = None) -> tuple[str, ...]:
@@ -151,6 +157,9 @@ class FeatureTables:
       title_tokens: int64 [n_rows, TITLE_MAX_TOKENS], TextVectorization ids (0 pad, 1 OOV); title_vocabulary.
       genres: int64 [n_rows, max genres], genre label + 1 (0 pad); num_genres incl. pad.
       movie_minutes: float32 [n_rows]; length_boundaries, length_mean, length_std; length_summary text.
+      movie_train_counts: int64 [n_rows], training ratings per movie (the sampling probabilities' numerators).
+      history_keys: int64 [n_train], `history_key(user index, timestamp)` of every training rating, sorted;
+        history_rows: int64 [n_train], the catalogue row of each (per user in time order, ties by movie row).
     """
 
     movie_ids: np.ndarray
@@ -175,10 +184,41 @@ class FeatureTables:
     length_mean: float
     length_std: float
     length_summary: str = ""
+    movie_train_counts: np.ndarray | None = None
+    history_keys: np.ndarray | None = None
+    history_rows: np.ndarray | None = None
 
     @property
     def num_candidates(self) -> int:
         return len(self.movie_ids)
+
+    def sampling_probabilities(self) -> np.ndarray:
+        """float32 [n_rows]: each movie's share of the training ratings (count / number of training ratings).
+
+        The chance that a given in-batch candidate is this movie: what the logQ correction subtracts.
+        """
+        counts = np.asarray(self.movie_train_counts, np.float64)
+        return (counts / max(counts.sum(), 1.0)).astype(np.float32)
+
+    def user_histories(self, users: np.ndarray, timestamps: np.ndarray | None = None,
+                       length: int = HISTORY_LENGTH) -> np.ndarray:
+        """Padded histories int64 [n, length] (catalogue rows, -1 = padding) of user indices [n].
+
+        With `timestamps` [n]: the last `length` training movies each user rated STRICTLY before that time;
+        without: the last `length` of all the user's training movies (the recommendation-time history).
+        """
+        users = np.asarray(users, np.int64)
+        begin = np.searchsorted(self.history_keys, users * _USER_SHIFT, side="left")
+        if timestamps is None:
+            end = np.searchsorted(self.history_keys, (users + 1) * _USER_SHIFT, side="left")
+        else:
+            end = np.searchsorted(self.history_keys, history_key(users, timestamps), side="left")
+        start = np.maximum(begin, end - length)
+        positions = start[:, None] + np.arange(length)
+        valid = positions < end[:, None]
+        rows = self.history_rows[np.minimum(positions, max(len(self.history_rows) - 1, 0))] if len(
+            self.history_rows) else np.zeros(positions.shape, np.int64)
+        return np.where(valid, rows, -1).astype(np.int64)
 
     def movie_rows(self, movie_ids) -> np.ndarray:
         """movie ids [n] -> catalogue rows int64 [n]; raises KeyError for ids outside the catalogue."""
@@ -187,6 +227,23 @@ class FeatureTables:
             bad = pd.Series(movie_ids, dtype=object)[rows < 0].unique()[:5]
             raise KeyError(f"movie ids not in the catalogue: {list(bad)}")
         return rows.astype(np.int64)
+
+
+def history_key(users, timestamps) -> np.ndarray:
+    """int64 sort key of (user index, timestamp): user * 2^32 + timestamp (timestamps in whole seconds)."""
+    timestamps = np.asarray(timestamps)
+    if timestamps.size and (timestamps.min() < 0 or timestamps.max() >= _USER_SHIFT):
+        raise ValueError("timestamps must be whole seconds in [0, 2^32) for the history feature")
+    return np.asarray(users, np.int64) * _USER_SHIFT + timestamps.astype(np.int64)
+
+
+def pad_histories(histories: Sequence[Sequence[int]], length: int = HISTORY_LENGTH) -> np.ndarray:
+    """Lists of catalogue rows (oldest first) -> int64 [n, length], the last `length` of each, -1 padding."""
+    out = np.full((len(histories), length), -1, np.int64)
+    for i, rows in enumerate(histories):
+        rows = np.asarray(rows, np.int64).reshape(-1)[-length:] if length else np.zeros(0, np.int64)
+        out[i, : len(rows)] = rows
+    return out
 
 
 def _category_table(users: pd.DataFrame, vocabulary, column: str) -> tuple[np.ndarray, int]:
@@ -277,6 +334,15 @@ def fit_feature_tables(data, split, features: Sequence[str] = (), movie_minutes:
     length_mean, length_std = _normalise_stats(train_minutes)
     length_boundaries = _quantile_boundaries(train_minutes, LENGTH_BUCKETS)
 
+    train_users = vocabulary.encode_users(train["user_id"])
+    rating_rows = pd.Index(movie_ids).get_indexer(train["movie_id"].astype(str))
+    if (rating_rows < 0).any():
+        bad = train["movie_id"][rating_rows < 0].unique()[:5]
+        raise KeyError(f"training ratings of movies outside the catalogue: {list(bad)}")
+    keys = history_key(train_users, train["timestamp"].to_numpy())
+    order = np.lexsort((rating_rows, keys))
+    movie_train_counts = np.bincount(rating_rows, minlength=n_rows).astype(np.int64)
+
     return FeatureTables(
         movie_ids=movie_ids, movie_titles=titles, movie_vocab_index=vocabulary.encode_movies(movie_ids),
         num_users=vocabulary.num_users, num_movies=vocabulary.num_movies,
@@ -285,6 +351,8 @@ def fit_feature_tables(data, split, features: Sequence[str] = (), movie_minutes:
         timestamp_std=ts_std, title_tokens=title_tokens, title_vocabulary=title_vocabulary, genres=genres,
         num_genres=num_genres, movie_minutes=movie_minutes, length_boundaries=length_boundaries,
         length_mean=length_mean, length_std=length_std, length_summary=length_summary,
+        movie_train_counts=movie_train_counts, history_keys=keys[order],
+        history_rows=rating_rows[order].astype(np.int64),
     )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from movielens.evaluation import ItemSets, exclude_seen, recall_ndcg_at_k, top_k
-from movielens.features import FeatureTables
+from movielens.features import FeatureTables, pad_histories
 from movielens.recommender import Recommendation, UserHistory
 
 TOP_KS = (1, 5, 10, 50, 100)
@@ -40,15 +40,56 @@ def candidate_embeddings(model, num_candidates: int, batch_size: int = EVAL_BATC
     return np.concatenate([model.candidate_tower(batch).numpy() for batch in rows], axis=0)
 
 
-def query_embeddings(model, users: np.ndarray, timestamps: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
+def _timestamps(values) -> tf.Tensor:
+    """Timestamps as exact int64 seconds (the tower's input; the history feature compares them exactly)."""
+    return tf.constant(np.rint(np.asarray(values, np.float64)).astype(np.int64), tf.int64)
+
+
+def query_embeddings(model, users: np.ndarray, timestamps: np.ndarray, histories: np.ndarray | None = None,
+                     batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Query embeddings float32 [n, d] for user indices [n] and timestamps [n] (eager calls of the tower:
-    a per-call tf.function would retrace for every recommendation)."""
+    a per-call tf.function would retrace for every recommendation).
+
+    histories: int64 [n, H] catalogue rows, -1 padding (models with the history feature; others ignore
+    it). None: a history model looks up each user's training movies rated strictly before the timestamp.
+    """
     out = []
     for start in range(0, len(users), batch_size):
-        out.append(model.query_tower({"user": tf.constant(users[start:start + batch_size], tf.int64),
-                                      "timestamp": tf.constant(timestamps[start:start + batch_size],
-                                                               tf.float32)}).numpy())
+        inputs = {"user": tf.constant(np.asarray(users[start:start + batch_size]), tf.int64),
+                  "timestamp": _timestamps(timestamps[start:start + batch_size])}
+        if histories is not None and getattr(model.query_tower, "uses_history", False):
+            inputs["history"] = tf.constant(np.asarray(histories[start:start + batch_size], np.int64))
+        out.append(model.query_tower(inputs).numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, 0), np.float32)
+
+
+def query_embeddings_from_histories(model, tables: FeatureTables, histories: Sequence[np.ndarray], timestamps,
+                                    users: np.ndarray | None = None) -> np.ndarray:
+    """Query embeddings float32 [n, d] for people given by the movies they rated: how to serve someone who
+    is not in the data (user index 0, the unknown-user slot, the default) from a history model.
+
+    Args:
+      histories: n arrays of catalogue rows (`tables.movie_rows(movie_ids)`), oldest first; only the last
+        `history_length` of each count (the model's cap). Movies without a training rating are ignored.
+      timestamps: n query times in seconds (a scalar is used for all), e.g. the time of the request.
+      users: n user indices (`split.vocabulary.encode_users`); default all 0 (unknown).
+
+    A model without the history feature ignores the histories (its query is the user's, or the unknown
+    user's, embedding); check `uses_history(model)`.
+    """
+    n = len(histories)
+    length = int(getattr(model.query_tower, "history_length", 0)) or 1
+    padded = pad_histories(histories, length)
+    if ((padded >= tables.num_candidates) | (padded < -1)).any():
+        raise ValueError(f"history rows must be catalogue rows in [0, {tables.num_candidates})")
+    timestamps = np.broadcast_to(np.asarray(timestamps, np.float64), (n,))
+    users = np.zeros(n, np.int64) if users is None else np.asarray(users, np.int64)
+    return query_embeddings(model, users, timestamps, padded)
+
+
+def uses_history(model) -> bool:
+    """Whether the model's query tower reads a history (the `history` feature)."""
+    return bool(getattr(model.query_tower, "uses_history", False))
 
 
 @tf.function(reduce_retracing=True)
@@ -70,7 +111,7 @@ def evaluate_top_k(model, examples: dict[str, np.ndarray], num_candidates: int, 
     for start in range(0, len(examples["user"]), batch_size):
         part = {k: v[start:start + batch_size] for k, v in examples.items()}
         queries = model.query_tower({"user": tf.constant(part["user"], tf.int64),
-                                     "timestamp": tf.constant(part["timestamp"], tf.float32)})
+                                     "timestamp": _timestamps(part["timestamp"])})
         higher.append(_count_higher(queries, candidates, tf.constant(part["movie"], tf.int64)).numpy())
     higher = np.concatenate(higher) if higher else np.zeros(0, np.int32)
     return {TOP_K_KEY.format(k=k): float((higher < k).mean()) if len(higher) else 0.0 for k in ks}
@@ -95,32 +136,60 @@ class UserQueries:
         return self.user_index[rows], self.timestamp[rows]
 
 
+class RankingEvaluator:
+    """Per-user Recall@k and NDCG@k on one held-out part (`split.test` or `split.validation`), see RANKING_NOTE.
+
+    Users with held-out ratings and training ratings are ranked; each user's query is at their last
+    training timestamp and a history model sees all their training movies (the last `history_length`):
+    exactly what is known when recommending, nothing of the held-out part. All catalogue movies are
+    candidates; the user's training movies are excluded (a held-out movie is never excluded).
+    The targets, seen sets and query inputs are prepared once; calling it ranks with the model's current
+    weights (cheap enough to run every epoch). Keys: recall@k, ndcg@10, users_evaluated (with `prefix`).
+    """
+
+    def __init__(self, tables: FeatureTables, split, part: str = "test", ks: Sequence[int] = (10, 100),
+                 prefix: str = "", batch_size: int = 1024):
+        if part not in ("test", "validation"):
+            raise ValueError(f"part must be 'test' or 'validation', got {part!r}")
+        self.tables, self.ks, self.prefix, self.batch_size = tables, tuple(ks), prefix, batch_size
+        queries = UserQueries(split.train, split.vocabulary)
+        held_out = getattr(split, part)
+        held_out = held_out[held_out["user_id"].isin(set(queries.user_ids))]
+        self.users = np.sort(held_out["user_id"].unique()).astype(object)
+        user_row = {u: i for i, u in enumerate(self.users)}
+        self.targets = ItemSets.from_pairs(held_out["user_id"].map(user_row).to_numpy(),
+                                           tables.movie_rows(held_out["movie_id"]), len(self.users))
+        train = split.train[split.train["user_id"].isin(user_row)]
+        self.seen = ItemSets.from_pairs(train["user_id"].map(user_row).to_numpy(),
+                                        tables.movie_rows(train["movie_id"]), len(self.users))
+        self.user_index, self.timestamps = queries.inputs(self.users) if len(self.users) else (None, None)
+
+    def query_embeddings(self, model) -> np.ndarray:
+        histories = None
+        if uses_history(model):
+            histories = self.tables.user_histories(self.user_index, length=model.query_tower.history_length)
+        return query_embeddings(model, self.user_index, self.timestamps, histories)
+
+    def __call__(self, model) -> dict[str, float]:
+        if not len(self.users):  # e.g. a temporal split whose test users have no training ratings
+            return {f"{self.prefix}users_evaluated": 0.0}
+        candidates = candidate_embeddings(model, self.tables.num_candidates)
+        q = self.query_embeddings(model)
+        kmax = max(max(self.ks), 10)
+        tops = []
+        for start in range(0, len(self.users), self.batch_size):
+            rows = np.arange(start, min(start + self.batch_size, len(self.users)))
+            scores = exclude_seen(q[rows] @ candidates.T, self.seen.take(rows), self.targets.take(rows))
+            tops.append(top_k(scores, kmax))
+        metrics = recall_ndcg_at_k(np.concatenate(tops), self.targets, ks=sorted(set(self.ks) | {10}))
+        keep = {f"recall@{k}" for k in self.ks} | {"ndcg@10", "users_evaluated"}
+        return {f"{self.prefix}{k}": v for k, v in metrics.items() if k in keep}
+
+
 def ranking_metrics(model, tables: FeatureTables, split, ks: Sequence[int] = (10, 100),
-                    batch_size: int = 1024) -> dict[str, float]:
-    """Per-user Recall@k and NDCG@k on `split.test`, the user's training movies excluded (see RANKING_NOTE)."""
-    queries = UserQueries(split.train, split.vocabulary)
-    test = split.test[split.test["user_id"].isin(set(queries.user_ids))]
-    users = np.sort(test["user_id"].unique()).astype(object)
-    if not len(users):  # e.g. a temporal split whose test users have no training ratings: nothing to rank
-        return {"users_evaluated": 0.0}
-    user_row = {u: i for i, u in enumerate(users)}
-    targets = ItemSets.from_pairs(test["user_id"].map(user_row).to_numpy(), tables.movie_rows(test["movie_id"]),
-                                  len(users))
-    train = split.train[split.train["user_id"].isin(user_row)]
-    seen = ItemSets.from_pairs(train["user_id"].map(user_row).to_numpy(), tables.movie_rows(train["movie_id"]),
-                               len(users))
-    candidates = candidate_embeddings(model, tables.num_candidates)
-    user_index, timestamps = queries.inputs(users)
-    q = query_embeddings(model, user_index, timestamps)
-    kmax = max(max(ks), 10)
-    tops = []
-    for start in range(0, len(users), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(users)))
-        scores = exclude_seen(q[rows] @ candidates.T, seen.take(rows), targets.take(rows))
-        tops.append(top_k(scores, kmax))
-    metrics = recall_ndcg_at_k(np.concatenate(tops), targets, ks=sorted(set(ks) | {10}))
-    keep = {f"recall@{k}" for k in ks} | {"ndcg@10", "users_evaluated"}
-    return {k: v for k, v in metrics.items() if k in keep}
+                    batch_size: int = 1024, part: str = "test") -> dict[str, float]:
+    """Per-user Recall@k and NDCG@k on `split.test` (or `part`), training movies excluded (see RankingEvaluator)."""
+    return RankingEvaluator(tables, split, part, ks, batch_size=batch_size)(model)
 
 
 class RetrievalIndex:
@@ -213,7 +282,7 @@ class ExportModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
                                   tf.TensorSpec([None], tf.int64, name="timestamp")])
     def serve(self, user_id, timestamp):
-        query = self.query_tower({"user": self.user_table.lookup(user_id), "timestamp": tf.cast(timestamp, tf.float32)})
+        query = self.query_tower({"user": self.user_table.lookup(user_id), "timestamp": timestamp})
         scores, rows = tf.math.top_k(tf.linalg.matmul(query, self.candidates, transpose_b=True), k=self.k)
         return {"titles": tf.gather(self.titles, rows), "movie_ids": tf.gather(self.movie_ids, rows), "scores": scores}
 
@@ -250,7 +319,8 @@ def evaluate_factorized_top_k(model, examples: dict[str, np.ndarray], num_candid
                                 metrics=tfrs.metrics.FactorizedTopK(candidates=candidates, ks=tuple(ks)))
     evaluator = TwoTowerModel(model.query_tower, model.candidate_tower, task=task)
     evaluator.compile()
-    data = tf.data.Dataset.from_tensor_slices({"user": examples["user"], "timestamp": examples["timestamp"],
+    data = tf.data.Dataset.from_tensor_slices({"user": examples["user"],
+                                               "timestamp": np.asarray(examples["timestamp"], np.int64),
                                                "movie": examples["movie"]}).batch(batch_size).cache()
     results = evaluator.evaluate(data, return_dict=True, verbose=0)
     return {TOP_K_KEY.format(k=k): float(results[f"factorized_top_k/top_{k}_categorical_accuracy"]) for k in ks}

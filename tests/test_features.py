@@ -11,12 +11,13 @@ from movielens.data.splits import random_split
 
 def test_every_feature_is_declared_once_with_a_tower_and_encoder():
     assert set(F.FEATURES) == {"user_id", "timestamp", "bucketized_user_age", "user_gender", "user_occupation_label",
-                               "movie_title", "movie_title_text", "movie_genres", "movie_length"}
+                               "history", "movie_title", "movie_title_text", "movie_genres", "movie_length"}
     for feature in F.FEATURES.values():
         assert feature.tower in (F.QUERY, F.CANDIDATE)
         assert feature.encoder and feature.fitted
     assert [n for n, f in F.FEATURES.items() if f.always] == ["user_id", "movie_title"]
     assert F.tower_features(["movie_genres", "timestamp"], F.QUERY) == ("user_id", "timestamp")
+    assert F.tower_features(["history"], F.QUERY) == ("user_id", "history")
     assert F.tower_features(["movie_genres", "timestamp"], F.CANDIDATE) == ("movie_title", "movie_genres")
     assert "movie_length" in F.describe_features()
 
@@ -110,3 +111,26 @@ def test_all_default_movie_lengths_print_one_warning_line(synthetic, capsys):
     lines = [line for line in out.splitlines() if not line.startswith("  note:")]
     assert len(lines) == 1 and lines[0].startswith("WARNING") and "default 90" in lines[0], out
     assert out.count("use the default") == 1
+
+
+def test_histories_and_sampling_counts_come_from_train_only(synthetic):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    tables = F.fit_feature_tables(data, split, ["history"])
+    assert len(tables.history_rows) == len(split.train) and (np.diff(tables.history_keys) >= 0).all()
+    assert tables.movie_train_counts.sum() == len(split.train)
+    counts = split.train["movie_id"].value_counts()
+    assert [tables.movie_train_counts[r] for r in tables.movie_rows(counts.index)] == counts.tolist()
+    user_id = split.train["user_id"].iloc[0]
+    user = split.vocabulary.encode_users([user_id])
+    rated = split.train[split.train["user_id"] == user_id].sort_values("timestamp")
+    everything = tables.user_histories(user, length=1000)[0]
+    assert sorted(everything[everything >= 0]) == sorted(tables.movie_rows(rated["movie_id"]))  # no held-out movie
+    t = rated["timestamp"].iloc[len(rated) // 2]
+    before = tables.user_histories(user, np.array([t]), length=1000)[0]
+    expected = tables.movie_rows(rated[rated["timestamp"] < t]["movie_id"])
+    assert sorted(before[before >= 0]) == sorted(expected)
+    last3 = tables.user_histories(user, length=3)[0]
+    assert sorted(last3) == sorted(everything[everything >= 0][-3:])  # the latest three (time order kept)
+    assert (tables.user_histories(np.array([0]), length=4) == -1).all()  # unknown user: no history
+    assert F.pad_histories([[1, 2, 3], []], 2).tolist() == [[2, 3], [-1, -1]]

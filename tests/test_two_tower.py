@@ -8,20 +8,23 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
 from movielens.data.splits import random_split
-from movielens.features import OPTIONAL_FEATURES
-from movielens.models.two_tower import InBatchSoftmax
+from movielens.features import OPTIONAL_FEATURES, fit_feature_tables
+from movielens.models.two_tower import InBatchSoftmax, build_two_tower
 from movielens.recommender import UserHistory
 from movielens.retrieval import (
     TOP_KS,
+    RankingEvaluator,
     UserQueries,
     candidate_embeddings,
     evaluate_factorized_top_k,
     evaluate_top_k,
     query_embeddings,
+    query_embeddings_from_histories,
 )
 from movielens.trainer import MovieLensTrainer, encode_examples
 from tests.contract import RecommenderContract
@@ -31,9 +34,10 @@ FAST = dict(batch_size=64, learning_rate=0.1, verbose=0)
 
 @pytest.fixture(scope="module")
 def trained_id_only(synthetic, tmp_path_factory):
-    """An id-only model trained long enough to learn the planted clusters (shared by several tests)."""
+    """An id-only model trained long enough to learn the planted clusters (shared by several tests);
+    random 80/10/10: early stopping on the validation part, the test part untouched."""
     data, truth = synthetic
-    split = random_split(data, (0.8, 0.2), seed=42)
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
     trainer = MovieLensTrainer(data, split, num_epochs=8, layer_sizes=(), additional_feature_sets=[["None"]],
                                models_root=tmp_path_factory.mktemp("models"), **FAST)
     models, histories = trainer.train_all_models()
@@ -88,7 +92,124 @@ def test_fast_evaluation_equals_factorized_top_k(trained_id_only):
     assert set(fast) == {f"val_top_{k}_accuracy" for k in TOP_KS}
     for key in fast:
         assert fast[key] == pytest.approx(reference[key], abs=1e-6)
-    assert history["val_top_10_accuracy"][-1] == pytest.approx(fast["val_top_10_accuracy"])  # validation = test
+    # the kept model is the best epoch's: its validation accuracy is that epoch's curve point
+    validation = encode_examples(split.validation, split, trained.tables)
+    kept = history["epoch"].index(history["best_epoch"])
+    assert history["val_top_10_accuracy"][kept] == pytest.approx(
+        evaluate_top_k(trained.model, validation, trained.tables.num_candidates)["val_top_10_accuracy"])
+
+
+def test_early_stopping_keeps_the_best_validation_ndcg_epoch(trained_id_only):
+    _, _, split, trained, history = trained_id_only
+    curve = history["val_ndcg@10"]
+    assert len(curve) == len(history["epoch"]) and all(v is not None for v in curve)
+    best = history["best_epoch"]
+    assert curve[best - 1] == max(curve)
+    assert len(curve) == 8 or len(curve) - best == trained.config.patience  # stopped after `patience` worse epochs
+    # the weights kept are the best epoch's: ranking the validation part again gives its value exactly
+    again = RankingEvaluator(trained.tables, split, "validation")(trained.model)
+    assert again["ndcg@10"] == pytest.approx(curve[best - 1], abs=1e-6)
+    assert trained.metrics["val_ndcg@10"] == pytest.approx(curve[best - 1])
+    assert trained.metrics["selected_epoch"] == best
+    test = RankingEvaluator(trained.tables, split, "test")(trained.model)
+    assert trained.metrics["ndcg@10"] == pytest.approx(test["ndcg@10"]) != pytest.approx(again["ndcg@10"])
+
+
+def test_two_fraction_split_warns_that_selection_is_on_test(synthetic, tmp_path):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.2), seed=42)
+    trainer = MovieLensTrainer(data, split, num_epochs=2, layer_sizes=(), models_root=tmp_path, **FAST)
+    with pytest.warns(UserWarning, match="validation IS the test part"):
+        trained = trainer.train_model(())
+    assert "val_ndcg@10" in trained.history and trained.history["best_epoch"] in (1, 2)
+
+
+def _tiny_model(synthetic, features=(), **options):
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    tables = fit_feature_tables(data, split, features)
+    tf.keras.utils.set_random_seed(5)
+    return split, tables, build_two_tower(features, tables, 8, (8,) if features else (), **options)
+
+
+def test_sampling_probabilities_are_training_shares(synthetic):
+    split, tables, _ = _tiny_model(synthetic)
+    p = tables.sampling_probabilities()
+    counts = split.train["movie_id"].value_counts()
+    for row in range(tables.num_candidates):
+        assert p[row] == pytest.approx(counts.get(tables.movie_ids[row], 0) / len(split.train), rel=1e-6)
+    assert p.sum() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("remove_hits", [False, True])
+def test_corrected_loss_equals_a_hand_computation(synthetic, remove_hits):
+    """logits = q.c - log p(candidate); accidental hits (same movie elsewhere) masked; softmax CE, summed."""
+    split, tables, model = _tiny_model(synthetic, sampling_correction=True, remove_accidental_hits=remove_hits)
+    movies = np.array([3, 7, 3, 0, 12, 7], np.int64)  # movies 3 and 7 twice: accidental hits
+    features = {"user": tf.constant([1, 2, 3, 4, 5, 6], tf.int64),
+                "timestamp": tf.constant(split.train["timestamp"].to_numpy()[:6], tf.int64),
+                "movie": tf.constant(movies)}
+    q = model.query_tower(features).numpy().astype(np.float64)
+    c = model.candidate_tower(features["movie"]).numpy().astype(np.float64)
+    p = tables.sampling_probabilities()[movies].astype(np.float64)
+    assert (p > 0).all()
+    logits = q @ c.T - np.log(p)[None, :]
+    if remove_hits:
+        duplicate = (movies[:, None] == movies[None, :]) & ~np.eye(6, dtype=bool)
+        logits = np.where(duplicate, logits - 1e30, logits)
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) \
+        - logits.max(1, keepdims=True)
+    expected = -np.trace(log_softmax)
+    assert float(model.compute_loss(features, training=True)) == pytest.approx(expected, rel=1e-5)
+    plain = -np.trace(q @ c.T - np.log(np.exp(q @ c.T).sum(1, keepdims=True)))
+    uncorrected = build_two_tower((), tables, 8, (), sampling_correction=False)
+    uncorrected.set_weights(model.get_weights())
+    assert float(uncorrected.compute_loss(features, training=True)) == pytest.approx(plain, rel=1e-5)
+    assert abs(plain - expected) > 1e-3  # the correction really changes the loss
+
+
+def test_history_is_the_strictly_earlier_training_movies(synthetic):
+    split, tables, model = _tiny_model(synthetic, ("history",), history_length=5)
+    train = split.train.assign(user=split.vocabulary.encode_users(split.train["user_id"]),
+                               row=tables.movie_rows(split.train["movie_id"]))
+    examples = encode_examples(pd.concat([split.train.iloc[:40], split.test.iloc[:20]]), split, tables)
+    got = model.query_tower.history_rows({"user": tf.constant(examples["user"]),
+                                          "timestamp": tf.constant(examples["timestamp"])}).numpy()
+    for i, (user, t) in enumerate(zip(examples["user"], examples["timestamp"])):
+        earlier = train[(train["user"] == user) & (train["timestamp"] < t)].sort_values(["timestamp", "row"])
+        expected = earlier["row"].to_numpy()[-5:]
+        assert sorted(got[i][got[i] >= 0]) == sorted(expected)  # nothing at or after t
+        assert (got[i][len(expected):] == -1).all()
+    assert (got == tables.user_histories(examples["user"], examples["timestamp"], 5)).all()
+    # one rating at exactly t of the same user never enters its own history
+    first = examples["timestamp"][0]
+    same_time = train[(train["user"] == examples["user"][0]) & (train["timestamp"] >= first)]["row"]
+    assert not set(same_time) & set(got[0][got[0] >= 0])
+
+
+def test_history_given_directly_serves_unknown_users(synthetic):
+    split, tables, model = _tiny_model(synthetic, ("history", "timestamp"), history_length=4)
+    histories = [np.array([5, 1, 9, 2, 7, 3]), np.array([2]), np.array([], np.int64), np.array([4, 4])]
+    out = query_embeddings_from_histories(model, tables, histories, timestamps=split.train["timestamp"].max())
+    assert out.shape == (4, 8) and np.isfinite(out).all()
+    # only the last history_length movies count; order inside them does not matter (a mean)
+    again = query_embeddings_from_histories(model, tables, [np.array([0, 0, 3, 7, 2, 9]), np.array([2]),
+                                                            np.zeros(0, np.int64), np.array([4])], 
+                                            timestamps=split.train["timestamp"].max())
+    np.testing.assert_allclose(out, again, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out[0], out[1])  # the history matters for an unknown user
+    ragged = model.query_tower({"user": tf.zeros([4], tf.int64),
+                                "timestamp": tf.fill([4], tf.constant(int(split.train["timestamp"].max()), tf.int64)),
+                                "history": tf.ragged.constant([h.tolist() for h in histories], dtype=tf.int64)})
+    np.testing.assert_allclose(ragged.numpy(), out, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="catalogue rows"):
+        query_embeddings_from_histories(model, tables, [np.array([tables.num_candidates])], 0)
+    # a known user's in-graph history equals the same movies given directly
+    user = split.vocabulary.encode_users(split.train["user_id"].iloc[:1])
+    t = split.train["timestamp"].to_numpy()[:1]
+    lookup = query_embeddings(model, user, t)
+    given = query_embeddings(model, user, t, tables.user_histories(user, t, 4))
+    np.testing.assert_allclose(lookup, given, rtol=1e-6)
 
 
 def test_recommendations_are_the_highest_unseen_scores(trained_id_only):

@@ -3,11 +3,23 @@
 Inputs are integer indices prepared once by `movielens.features` (no string
 lookups per batch):
 
-    features = {"user": int64 [B] user index, "timestamp": float32 [B], "movie": int64 [B] catalogue row}
+    features = {"user": int64 [B] user index, "timestamp": int64 [B] seconds, "movie": int64 [B] catalogue row}
 
-Each tower gathers its per-user / per-movie feature values from constant tables,
-embeds each feature, concatenates, and runs a dense stack (`layer_sizes`: ReLU
-between layers, the last layer linear; no layers: the concatenation itself).
+(timestamps stay whole int64 seconds: the history feature compares them exactly; float32 would round
+them to 64 s). Each tower gathers its per-user / per-movie feature values from constant tables,
+embeds each feature, concatenates, and runs a dense stack (`layer_sizes`: ReLU between layers, the
+last layer linear; no layers: the concatenation itself).
+
+History (`history` feature, YouTube-DNN style): the query tower averages a history embedding table over
+the movies the user rated STRICTLY before the query timestamp (at most the last `history_length`),
+looked up in-graph from the training ratings (`tf.searchsorted` over sorted (user, timestamp) keys), or
+over a history given directly as `inputs["history"]`: int64 [B, H] catalogue rows, -1 = padding (or a
+`tf.RaggedTensor`), which is how people who are not in the data (user index 0) are served.
+
+Loss: in-batch softmax with the logQ sampling-probability correction (Yi et al., RecSys 2019): every
+other positive of the batch is a negative, sampled in proportion to its popularity, so the task is given
+each candidate's share of the training ratings and subtracts log(p) from its logits; optionally the
+logits of accidental hits (the same movie elsewhere in the batch) are masked.
 """
 
 from __future__ import annotations
@@ -17,7 +29,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movielens.features import CANDIDATE, QUERY, FeatureTables, tower_features
+from movielens.features import CANDIDATE, HISTORY_LENGTH, QUERY, FeatureTables, tower_features
+
+_USER_SHIFT = 2**32  # movielens.features.history_key: user index * 2^32 + timestamp
 
 
 def dense_stack(layer_sizes: Sequence[int], name: str) -> tf.keras.Sequential:
@@ -56,18 +70,60 @@ class _MeanEmbedding(tf.keras.layers.Layer):
         return summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
 
 
+class _HistoryMean(tf.keras.layers.Layer):
+    """Mean of the history embeddings of up to `length` movies per query -> [B, d] (no history -> zeros).
+
+    The history is either given (`rows`: int64 [B, L] catalogue rows, -1 padding) or looked up from the
+    training ratings: the user's last `length` movies with a timestamp strictly below the query's.
+    """
+
+    def __init__(self, tables: FeatureTables, embedding_size: int, length: int, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.length = int(length)
+        self.keys = tf.constant(tables.history_keys, tf.int64)
+        self.rows = tf.constant(tables.history_rows, tf.int64)
+        self.vocab_index = tf.constant(tables.movie_vocab_index, tf.int64)
+        self.embedding = tf.keras.layers.Embedding(
+            tables.num_movies, embedding_size, name="history_movie",
+            embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
+
+    def lookup(self, user, timestamp):
+        """The training movies of each user rated strictly before `timestamp`: int64 [B, length], -1 padding."""
+        user, timestamp = tf.cast(user, tf.int64), tf.cast(timestamp, tf.int64)
+        begin = tf.searchsorted(self.keys, user * _USER_SHIFT, side="left", out_type=tf.int64)
+        end = tf.searchsorted(self.keys, user * _USER_SHIFT + timestamp, side="left", out_type=tf.int64)
+        positions = tf.maximum(begin, end - self.length)[:, None] + tf.range(self.length, dtype=tf.int64)
+        last = tf.maximum(tf.size(self.rows, out_type=tf.int64) - 1, 0)
+        rows = tf.gather(self.rows, tf.minimum(positions, last)) if self.rows.shape[0] else tf.zeros_like(positions)
+        return tf.where(positions < end[:, None], rows, -1)
+
+    def call(self, rows):
+        rows = tf.cast(rows, tf.int64)
+        vocab = tf.gather(self.vocab_index, tf.maximum(rows, 0))
+        mask = tf.cast((rows >= 0) & (vocab > 0), tf.float32)[:, :, None]  # padding and untrained movies out
+        summed = tf.reduce_sum(self.embedding(vocab) * mask, axis=1)
+        return summed / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
 class QueryTower(tf.keras.Model):
-    """{"user": int [B], "timestamp": float [B]} -> query embeddings float32 [B, out].
+    """{"user": int [B], "timestamp": int64 [B] seconds, optional "history"} -> query embeddings float32 [B, out].
 
     Per-user features (age bucket, gender, occupation) are gathered from constant tables by user index.
+    `history` (only read with the history feature): int64 [B, H] catalogue rows, -1 padding, or a ragged
+    [B, None] tensor; only its last `history_length` movies count. Without it, the history is the user's
+    training movies rated strictly before `timestamp`.
     """
 
     def __init__(self, features: Sequence[str], tables: FeatureTables, embedding_size: int,
-                 layer_sizes: Sequence[int], **kwargs):
+                 layer_sizes: Sequence[int], history_length: int = HISTORY_LENGTH, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.feature_names = tower_features(features, QUERY)
         d = embedding_size
-        self.user_embedding = tf.keras.layers.Embedding(tables.num_users, d, name="user_id")
+        self.history_length = int(history_length)
+        self.user_embedding = tf.keras.layers.Embedding(
+            tables.num_users, d, name="user_id", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
+        if "history" in self.feature_names:
+            self.history = _HistoryMean(tables, d, history_length, l2, name="history")
         if "timestamp" in self.feature_names:
             self.timestamp = _BucketAndValue(tables.timestamp_boundaries, tables.timestamp_mean,
                                              tables.timestamp_std, d, name="timestamp")
@@ -79,11 +135,28 @@ class QueryTower(tf.keras.Model):
                 self.categories.append((tf.constant(table, tf.int64), tf.keras.layers.Embedding(size, d, name=name)))
         self.dense = dense_stack(layer_sizes, "query_dense")
 
+    @property
+    def uses_history(self) -> bool:
+        return "history" in self.feature_names
+
+    def history_rows(self, inputs) -> tf.Tensor:
+        """The history the tower averages: int64 [B, history_length] catalogue rows, -1 padding."""
+        if "history" not in inputs:
+            return self.history.lookup(inputs["user"], inputs["timestamp"])
+        rows = inputs["history"]
+        if not isinstance(rows, tf.RaggedTensor):  # padded: drop the -1 entries wherever they are
+            rows = tf.cast(tf.convert_to_tensor(rows), tf.int64)
+            rows = tf.ragged.boolean_mask(rows, rows >= 0)
+        rows = tf.cast(rows, tf.int64)[:, -self.history_length:]  # the latest history_length movies
+        return rows.to_tensor(default_value=-1, shape=[None, self.history_length])
+
     def call(self, inputs):
         user = tf.cast(inputs["user"], tf.int64)
         parts = [self.user_embedding(user)]
         if "timestamp" in self.feature_names:
             parts.append(self.timestamp(inputs["timestamp"]))
+        if self.uses_history:
+            parts.append(self.history(self.history_rows(inputs)))
         for table, embedding in self.categories:
             parts.append(embedding(tf.gather(table, user)))
         return self.dense(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
@@ -96,12 +169,13 @@ class CandidateTower(tf.keras.Model):
     """
 
     def __init__(self, features: Sequence[str], tables: FeatureTables, embedding_size: int,
-                 layer_sizes: Sequence[int], **kwargs):
+                 layer_sizes: Sequence[int], l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.feature_names = tower_features(features, CANDIDATE)
         d = embedding_size
         self.vocab_index = tf.constant(tables.movie_vocab_index, tf.int64)
-        self.movie_embedding = tf.keras.layers.Embedding(tables.num_movies, d, name="movie_title")
+        self.movie_embedding = tf.keras.layers.Embedding(
+            tables.num_movies, d, name="movie_title", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
         if "movie_title_text" in self.feature_names:
             self.title_tokens = tf.constant(tables.title_tokens, tf.int64)
             self.title_text = _MeanEmbedding(len(tables.title_vocabulary), d, name="movie_title_text")
@@ -150,30 +224,61 @@ class InBatchSoftmax(tf.keras.losses.Loss):
 class TwoTowerModel(tfrs.Model):
     """A `tfrs.Model`: loss = `tasks.Retrieval` on in-batch negatives.
 
+    Args:
+      sampling_probability: float [n_rows] per catalogue row (`FeatureTables.sampling_probabilities`):
+        given, the task subtracts log(p) of each in-batch candidate from its logits (logQ correction).
+      remove_accidental_hits: mask the logits of a row's positive movie where it appears again in the batch
+        (the same movie rated by two users of one batch is not a negative of either).
+      temperature: logits are divided by it before the correction (None or 1: unchanged).
+
     FactorizedTopK metrics are computed only when evaluating (`compute_metrics=not training`),
     and only if the task was given them (the trainer evaluates with `retrieval.evaluate_top_k`).
     """
 
     def __init__(self, query_tower: QueryTower, candidate_tower: CandidateTower,
-                 task: tfrs.tasks.Retrieval | None = None, **kwargs):
+                 task: tfrs.tasks.Retrieval | None = None, sampling_probability=None,
+                 remove_accidental_hits: bool = False, temperature: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.query_tower = query_tower
         self.candidate_tower = candidate_tower
-        self.task = task or tfrs.tasks.Retrieval(loss=InBatchSoftmax())
+        temperature = None if temperature in (None, 1, 1.0) else float(temperature)
+        self.task = task or tfrs.tasks.Retrieval(loss=InBatchSoftmax(), temperature=temperature)
+        self.sampling_probability = (None if sampling_probability is None
+                                     else tf.constant(sampling_probability, tf.float32))
+        self.remove_accidental_hits = bool(remove_accidental_hits)
 
     def compute_loss(self, features, training=False):
         query = self.query_tower(features)
-        candidate = self.candidate_tower(features["movie"])
-        return self.task(query, candidate, compute_metrics=not training)
+        rows = tf.cast(features["movie"], tf.int64)
+        candidate = self.candidate_tower(rows)
+        extra = {}
+        if self.sampling_probability is not None:
+            extra["candidate_sampling_probability"] = tf.gather(self.sampling_probability, rows)
+        if self.remove_accidental_hits:
+            extra["score_mask"] = accidental_hit_mask(rows)
+        return self.task(query, candidate, compute_metrics=not training, **extra)
+
+
+def accidental_hit_mask(rows: tf.Tensor) -> tf.Tensor:
+    """bool [B, B]: False where column j is the same movie as row i's positive but j != i (not a negative)."""
+    same = tf.equal(rows[:, None], rows[None, :])
+    return tf.logical_or(tf.logical_not(same), tf.eye(tf.shape(rows)[0], dtype=tf.bool))
 
 
 def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_size: int,
-                    layer_sizes: Sequence[int]) -> TwoTowerModel:
-    """Builds (and calls once, so variables exist) a two-tower model for one feature set."""
-    query = QueryTower(features, tables, embedding_size, layer_sizes, name="query_tower")
-    candidate = CandidateTower(features, tables, embedding_size, layer_sizes, name="candidate_tower")
-    model = TwoTowerModel(query, candidate)
-    sample = {"user": tf.zeros([1], tf.int64), "timestamp": tf.zeros([1], tf.float32),
+                    layer_sizes: Sequence[int], *, sampling_correction: bool = False,
+                    remove_accidental_hits: bool = False, temperature: float | None = None,
+                    history_length: int = HISTORY_LENGTH, l2: float = 0.0) -> TwoTowerModel:
+    """Builds (and calls once, so variables exist) a two-tower model for one feature set.
+
+    sampling_correction: logQ correction with each movie's share of the training ratings (see TwoTowerModel).
+    """
+    query = QueryTower(features, tables, embedding_size, layer_sizes, history_length, l2, name="query_tower")
+    candidate = CandidateTower(features, tables, embedding_size, layer_sizes, l2, name="candidate_tower")
+    model = TwoTowerModel(query, candidate,
+                          sampling_probability=tables.sampling_probabilities() if sampling_correction else None,
+                          remove_accidental_hits=remove_accidental_hits, temperature=temperature)
+    sample = {"user": tf.zeros([1], tf.int64), "timestamp": tf.zeros([1], tf.int64),
               "movie": tf.zeros([1], tf.int64)}
     query_dim = query(sample).shape[-1]
     candidate_dim = candidate(sample["movie"]).shape[-1]

@@ -1,54 +1,73 @@
-"""Train (or load from saved_models/) and report one model family.
+"""Train (or load from saved_models/) the models of one family, measure them beside the baselines, report.
 
-    python -m experiments.run [--model two_tower|bert4rec|cf|knn|autorec|data_summary] [model flags]
+    python -m experiments.run                       the two-tower retrieval model (the original experiment)
+    python -m experiments.run --model ease          any family of the registry
+    python -m experiments.run --model cf --help     that family's flags, with their defaults
 
-Each model family lives in its own `experiments/<family>.py` exposing
-`add_arguments(parser)` and `run(args) -> int`; this file only dispatches.
-`python -m experiments.run --model X --help` lists that family's flags.
+Every model is measured on the same split and ranking protocol as the popularity and EASE baselines
+(movielens.protocol); the table, results.json and an HTML report go to reports/<run>/.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 import movielens  # noqa: F401  (Keras 2 before TensorFlow)
+from movielens import cli
+from movielens.errors import run_cli
 
-# --model value -> module under experiments/ implementing add_arguments(parser) and run(args).
-MODELS = {
-    "two_tower": "experiments.two_tower",
-    "bert4rec": "experiments.bert4rec",
-    "cf": "experiments.rating",
-    "knn": "experiments.rating",
-    "autorec": "experiments.rating",
-    "data_summary": "experiments.data_summary",
-}
 DEFAULT_MODEL = "two_tower"
+
+
+def family_list() -> str:
+    from movielens.families import REGISTRY
+
+    lines = ["model families (--model NAME; see a family's flags with: python -m experiments.run --model NAME --help):"]
+    lines += [f"  {name:<11} {family.kind:<10} {family.summary}" for name, family in REGISTRY.items()]
+    return "\n".join(lines)
+
+
+def build_parser(model: str) -> argparse.ArgumentParser:
+    from movielens.families import REGISTRY, get_family
+
+    family = get_family(model)
+    parser = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__ + "\n" + family_list(),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model family")
+    cli.add_data_flags(parser)
+    family.add_flags(parser)
+    cli.add_run_flags(parser)
+    cli.add_user_flags(parser, "--generate_recommendations_for_user")
+    parser.add_argument("--baselines", nargs="*", default=["popularity", "ease"], choices=list(REGISTRY),
+                        metavar="FAMILY", help="rows measured beside the model (default: popularity ease)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    selector = argparse.ArgumentParser(add_help=False)
-    selector.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS))
+    from movielens.families import REGISTRY
+
+    selector = argparse.ArgumentParser(prog="python -m experiments.run", add_help=False)
+    selector.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY))
     known, _ = selector.parse_known_args(argv)
-    module = importlib.import_module(MODELS[known.model])
-    parser = argparse.ArgumentParser(prog="python -m experiments.run", description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODELS), help="model family")
-    module.add_arguments(parser)
-    return run_cli(module.run, parser.parse_args(argv))
+    return run_cli(_run, build_parser(known.model).parse_args(argv))
 
 
-def run_cli(function, args) -> int:
-    """Runs a CLI body; user errors (bad ids, titles, files, no network) print one clear line, exit 2."""
-    from movielens.errors import USER_ERRORS
+def _run(args: argparse.Namespace) -> int:
+    from movielens.experiment import RunOptions, run_experiment
+    from movielens.families import get_family
 
-    try:
-        return function(args)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    family = get_family(args.model)
+    cli.check_data_flags(args)
+    configs = family.configs_from_args(args)  # validates every model flag before the data is loaded
+    options = RunOptions(command=f"run-{family.name}", baselines=tuple(args.baselines), retrain=args.retrain,
+                         no_train=args.no_train, plots=not args.no_plots, user_id=args.user_id or "",
+                         include_seen=args.include_seen, k=args.k, verbose=0 if args.quiet else 1)
+    data, split = cli.load_data_and_split(args, family.default_fractions)
+    print(split.describe())
+    run_experiment(data, split, [(family, config) for config in configs], options)
+    return 0
 
 
 if __name__ == "__main__":

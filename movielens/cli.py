@@ -103,3 +103,74 @@ def config_from_flags(args: argparse.Namespace, config: Config, skip: Iterable[s
         values[field.name] = tuple(value) if isinstance(value, list) else value
     values.update({k: v for k, v in fixed.items() if k in config.field_names()})
     return config.replace(**values)
+
+
+def add_run_flags(parser: argparse.ArgumentParser, family_default: str | None = None) -> None:
+    """The flags every command shares besides data and model: caching, output, verbosity."""
+    group = parser.add_argument_group("run")
+    group.add_argument("--retrain", action="store_true", help="train again even if saved_models/ has the model")
+    group.add_argument("--no_train", action="store_true",
+                       help="fail instead of training when a model is not in saved_models/")
+    group.add_argument("--no_plots", action="store_true", help="no HTML report or pictures (JSON and markdown only)")
+    group.add_argument("--plot", action="store_true", help=argparse.SUPPRESS)  # old rating flag: plots are on
+    group.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def add_user_flags(parser: argparse.ArgumentParser, primary: str) -> None:
+    """--generate_recommendations_for_user / --user_id (one concept, both spellings), --include_seen, --k."""
+    names = ["--generate_recommendations_for_user", "--user_id"]
+    if primary == "--user_id":
+        names.reverse()
+    parser.add_argument(*names, dest="user_id", default="", metavar="USER_ID",
+                        help="recommend for this user id (every movie they rated in the data is excluded)")
+    parser.add_argument("--include_seen", action="store_true", help="recommendations may include movies already rated")
+    parser.add_argument("--k", type=positive_int, default=10, help="how many recommendations (default: 10)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+FOLDS = tuple(f"u{i}" for i in range(1, 6))
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The data flags (movielens.data.cli) plus ML-100K's canonical folds."""
+    from movielens.data import cli as data_cli
+
+    data_cli.add_data_arguments(parser, default_split="random")
+    parser.add_argument("--fold", choices=FOLDS, default=None,
+                        help="ML-100K canonical fold u1..u5 (u{i}.base / u{i}.test in --data_dir) instead of --split")
+
+
+def check_data_flags(args: argparse.Namespace) -> None:
+    """Flag combinations that cannot work, before anything is loaded."""
+    if args.split_fractions and any(not math.isfinite(f) for f in args.split_fractions):
+        raise ValueError(f"--split_fractions must be finite numbers, got {args.split_fractions}")
+    if args.fold and args.dataset != "100k":
+        raise ValueError("--fold is ML-100K's canonical u1..u5 split; use --dataset 100k")
+
+
+def load_data_and_split(args: argparse.Namespace, default_fractions) -> tuple:
+    """Loads the data set and makes the split the data flags ask for (a random split's default fractions are
+    the family's: 80/10/10, validation apart from test; rating models 90/10)."""
+    from movielens.data import cli as data_cli
+
+    from movielens.data import describe_source
+    from movielens.data.splits import make_split
+
+    data = data_cli.load_data(args)
+    print(describe_source(data), flush=True)
+    if getattr(args, "fold", None):
+        from movielens import rating
+
+        return data, rating.fold_split(data, rating.fold_folder(args.data_dir), args.fold)
+    if args.split == "random" and not args.split_fractions:
+        args.split_fractions = list(default_fractions)
+    return data, make_split(data, args.split, args.split_fractions, args.seed)

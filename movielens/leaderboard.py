@@ -42,11 +42,11 @@ class Row:
     loaded: bool
     per_user_ndcg: np.ndarray      # for the paired tests (not written to JSON)
     versus_best_baseline: dict | None = None
+    trained: TrainedModel | None = None  # the model itself (not written to JSON)
 
     def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        data.pop("per_user_ndcg")
-        return data
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.name not in ("per_user_ndcg", "trained")}
 
 
 @dataclasses.dataclass
@@ -118,10 +118,12 @@ def machine_state() -> dict:
 def measure(trained: TrainedModel, task: protocol.EvaluationTask, item_counts: np.ndarray) -> Row:
     """One leaderboard row: the protocol's test metrics of a trained model."""
     metrics, ranking = protocol.evaluate(trained.scorer(), task, item_counts)
-    curve = {k: v for k, v in trained.history.items() if k == "epoch" or k.startswith("val_")}
+    # Per-epoch validation curves only (a baseline's history is its hyperparameter search, not a curve).
+    curve = ({k: v for k, v in trained.history.items() if k == "epoch" or k.startswith("val_")}
+             if "epoch" in trained.history else {})
     return Row(trained.name, trained.family.name, trained.family.kind, trained.config.to_dict(), metrics,
                {k: v for k, v in trained.metrics.items() if isinstance(v, (int, float, str)) or v is None},
-               curve, trained.loaded, ranking.per_user[protocol.PRIMARY])
+               curve, trained.loaded, ranking.per_user[protocol.PRIMARY], trained=trained)
 
 
 def run_leaderboard(data, split, models: Sequence[tuple[Family, Config]], *, retrain: bool = False,
@@ -129,10 +131,16 @@ def run_leaderboard(data, split, models: Sequence[tuple[Family, Config]], *, ret
     """Trains or loads each (family, config) on `split` and measures all of them on its test part."""
     context = Context(data, split, verbose)
     task = protocol.evaluation_task(split, "test")
+    has_validation = not split.validation_is_test and len(split.validation) > 0
+    validation = protocol.evaluation_task(split, "validation") if has_validation else None
     rows = []
     for family, config in models:
         trained = train_or_load(family, config, context, retrain=retrain, no_train=no_train)
         rows.append(measure(trained, task, context.item_counts))
+        if validation is not None and family.kind == "baseline":  # the horizontal lines of the curves
+            ranking = protocol.rank(trained.scorer(), validation)
+            rows[-1].family_metrics[f"validation_{protocol.PRIMARY}"] = float(
+                ranking.per_user[protocol.PRIMARY].mean())
         if verbose:
             m = rows[-1].metrics
             print(f"[{rows[-1].label}] test NDCG@10 {m['ndcg@10']:.4f}  Recall@10 {m['recall@10']:.4f}  "

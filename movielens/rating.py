@@ -1,4 +1,4 @@
-"""Training, evaluation and recommenders shared by the rating models (`cf`, `knn`, `autorec`).
+"""Training and evaluation shared by the rating models (`cf`, `autorec`).
 
 Protocol (printed with every result):
 - the split's held-out part is the *test* set and is touched once, after training;
@@ -29,11 +29,11 @@ from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
 from movielens.models.autorec import ItemAutoRec, rating_matrix
-from movielens.models.knn import ConcatRatingModel
 from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix, side_matrix
 from movielens.persistence import ModelDir, load_weights
+from movielens.training import EpochData, shuffled_batches
 
-MODELS = ("cf", "knn", "autorec")
+MODELS = ("cf", "autorec")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("one_cycle", "exponential", "constant")
 FOLDS = tuple(f"u{i}" for i in range(1, 6))
@@ -50,11 +50,9 @@ class RatingConfig(Config):
 
     model: str = "cf"
     n_factors: int = 96                        # autorec: the code size (hidden units)
-    hidden_units: tuple[int, ...] = ()          # knn only: hidden dense widths
-    dropout: float = 0.0                       # knn only
     y_min: float = 0.5
     y_max: float = 5.5
-    weight_decay: float = 0.08                 # L2 on looked-up embeddings (and knn dense kernels); autorec: lambda
+    weight_decay: float = 0.08                 # L2 on looked-up embeddings; autorec: lambda
     bias_decay: float = 0.01                   # cf only: L2 on looked-up biases
     implicit: bool = False                     # cf only: SVD++ implicit-feedback term on the user vector
     side_features: bool = False                # cf only: + user age/gender/occupation and movie genre factors
@@ -93,10 +91,6 @@ class RatingConfig(Config):
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "cf": {},
-    # The article's recipe: concatenation -> 4 dense layers, early stopping with patience 10.
-    "knn": {"refit_full": False, "n_factors": 32, "hidden_units": (128, 64, 32), "dropout": 0.2, "weight_decay": 1e-4,
-            "init_std": 0.05, "learning_rate": 1e-3, "schedule": "constant", "epochs": 60, "patience": 10,
-            "batch_size": 1024},
     # I-AutoRec (a labelled model beyond the issue's two), the paper's 500 sigmoid hidden units, batches of
     # 128 movies. Chosen on ML-100K 90/10's validation carve-out (seed 42): lambda 1 / 30 / 200 / 600 / 1500
     # -> 0.886 / 0.885 / 0.879 / 0.906 / 0.954 (Adam 1e-3); then Adam 2e-3 decayed 0.97 per epoch 0.8761 vs
@@ -188,6 +182,16 @@ def read_fold(folder: str | Path, fold: str) -> tuple[pd.DataFrame, pd.DataFrame
     return frames[0], frames[1]
 
 
+def fold_folder(data_dir) -> Path:
+    """The folder holding u1.base ... u5.test: `data_dir` itself or its ml-100k/ subfolder."""
+    if not data_dir:
+        raise ValueError("--fold needs --data_dir pointing at the ML-100K folder (with u1.base ... u5.test)")
+    for folder in (Path(data_dir), Path(data_dir) / "ml-100k"):
+        if (folder / "u1.base").is_file():
+            return folder
+    raise FileNotFoundError(f"no u1.base in {data_dir} or {Path(data_dir) / 'ml-100k'}")
+
+
 def fold_split(data: MovieLensData, folder: str | Path, fold: str) -> Split:
     """Split from a canonical ML-100K fold: the rows of `data.ratings` whose (user, movie) pair is listed.
 
@@ -206,27 +210,17 @@ def fold_split(data: MovieLensData, folder: str | Path, fold: str) -> Split:
     return Split(fold, train, test_frame, test_frame, Vocabulary.fit(train), validation_is_test=True)
 
 
-def make_dataset(part: EncodedRatings, batch_size: int, seed: int, shuffle: bool = True) -> tf.data.Dataset:
-    """In-memory arrays -> ({"user": [B], "movie": [B]}, rating [B]) batches."""
-    dataset = tf.data.Dataset.from_tensor_slices((part.inputs(), part.ratings)).cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def training_movies(part: EncodedRatings) -> np.ndarray:
     """The movie indices with fitting ratings: autorec's training examples (one column each)."""
     return np.unique(part.movies[part.movies > 0])
 
 
-def training_dataset(config: RatingConfig, part: EncodedRatings) -> tf.data.Dataset:
-    """What `model.fit` reads: rating triples, or for autorec batches of movie indices [B]."""
+def training_dataset(config: RatingConfig, part: EncodedRatings) -> EpochData:
+    """What `model.fit` reads: rating triples, or for autorec batches of movie indices [B]; each epoch's
+    order is a function of (seed, epoch), so a resumed run trains on exactly the batches it would have."""
     if config.model != "autorec":
-        return make_dataset(part, config.batch_size, config.seed)
-    movies = training_movies(part)
-    return (tf.data.Dataset.from_tensor_slices(movies).shuffle(len(movies), seed=config.seed,
-                                                                reshuffle_each_iteration=True)
-            .batch(config.batch_size).prefetch(tf.data.AUTOTUNE))
+        return shuffled_batches((part.inputs(), part.ratings), config.batch_size, config.seed)
+    return shuffled_batches(training_movies(part), config.batch_size, config.seed)
 
 
 def steps_per_epoch(config: RatingConfig, part: EncodedRatings) -> int:
@@ -305,7 +299,7 @@ def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float
     if config.model == "autorec":
         matrix = rating_matrix(fit.users, fit.movies, fit.ratings, vocabulary.num_users, vocabulary.num_movies)
         model = ItemAutoRec(matrix, config.n_factors, config.weight_decay, config.init_std)
-    elif config.model == "cf":
+    else:
         implicit = None
         if config.implicit:
             implicit = implicit_matrix(fit.users, fit.movies, vocabulary.num_users, vocabulary.num_movies)
@@ -315,9 +309,6 @@ def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float
         model = EmbeddingDotBias(vocabulary.num_users, vocabulary.num_movies, config.n_factors, y_range,
                                  config.weight_decay, config.bias_decay, global_mean, config.init_std, implicit,
                                  user_side, movie_side)
-    else:
-        model = ConcatRatingModel(vocabulary.num_users, vocabulary.num_movies, config.n_factors,
-                                  config.hidden_units, config.dropout, y_range, config.weight_decay, config.init_std)
     model({"user": tf.zeros([1], tf.int64), "movie": tf.zeros([1], tf.int64)})
     return model
 

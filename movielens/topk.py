@@ -44,7 +44,8 @@ class TopK(abc.ABC):
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Exact scores float32 [n, m] (evaluation ranks every movie, so it needs them all)."""
-        return np.asarray(queries, np.float32) @ self.candidates.T
+        with np.errstate(invalid="ignore", over="ignore"):  # a broken model's NaN / inf: the protocol ranks them last
+            return np.asarray(queries, np.float32) @ self.candidates.T
 
     @abc.abstractmethod
     def search(self, queries: np.ndarray, k: int, exclude: ItemSets | None = None) -> tuple[np.ndarray, np.ndarray]:

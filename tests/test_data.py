@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments import data_summary as summary_cli
 from experiments import run as run_cli
 from movielens.data import (
     DataUnavailableError,
@@ -364,17 +365,16 @@ def test_split_arguments_are_checked(synthetic):
 
 def test_data_summary_cli_end_to_end(synthetic, tmp_path, offline, capsys):
     _, folder = _written(synthetic, tmp_path, "1m")
-    assert run_cli.main(["--model", "data_summary", "--dataset", "1m", "--data_dir", str(folder),
-                         "--split", "leave_last_out"]) == 0
+    assert summary_cli.main(["--dataset", "1m", "--data_dir", str(folder), "--split", "leave_last_out"]) == 0
     out = capsys.readouterr().out
     assert '"ratings": 900' in out and "leave_last_out split" in out
 
 
 def test_cli_bad_input_is_one_line_not_a_traceback(tmp_path, offline, capsys):
-    assert run_cli.main(["--model", "data_summary", "--dataset", "1m", "--data_dir", str(tmp_path / "nope")]) == 2
+    assert summary_cli.main(["--dataset", "1m", "--data_dir", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: could not load MovieLens 1m") and "Traceback" not in err
     with pytest.raises(SystemExit):
-        run_cli.main(["--model", "data_summary", "--dataset", "5m"])
+        summary_cli.main(["--dataset", "5m"])
     with pytest.raises(SystemExit):
         run_cli.main(["--model", "no_such_model"])

@@ -21,6 +21,7 @@ import abc
 import dataclasses
 import functools
 import hashlib
+import zipfile
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,16 +30,14 @@ import pandas as pd
 from movielens.config import Config
 from movielens.data.splits import Split
 from movielens.data.table import MovieLensData
+from movielens.errors import TrainingDivergedError
 from movielens.families.histories import Histories
 from movielens.io import CorruptFileError
 from movielens.persistence import ModelDir, readable_name
 
 
-class ModelNotTrainedError(LookupError):
+class ModelNotTrainedError(ValueError):
     """`--no_train` and the model is not in saved_models/."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 class Scorer(Protocol):
@@ -113,6 +112,8 @@ class Family(abc.ABC):
     config_class: type[Config] = Config
     default_split: str = "random"
     version: int = 1        # bumped when saved files or training change, so old models are not reused
+    default_fractions: tuple[float, ...] = (0.8, 0.1, 0.1)  # random split: train / validation / test
+    headline_metrics: tuple[str, ...] = ()  # the family's own metrics worth printing beside the protocol's
     # Config fields that do not change the trained weights (time budgets): left out of the identity.
     not_identity: tuple[str, ...] = ()
 
@@ -122,6 +123,24 @@ class Family(abc.ABC):
     def label(self, config: Config) -> str:
         """How rows of tables name a model of this family."""
         return self.name
+
+    # --- the command line (movielens.cli): one flag per config field, one name per concept ---------------
+    def add_flags(self, parser) -> None:
+        """Adds this family's flags (its config's fields, defaults shown) to an argparse parser."""
+        from movielens.cli import add_config_flags
+
+        add_config_flags(parser, self.default_config(), f"{self.name} ({self.kind}): {self.summary}")
+
+    def configs_from_args(self, args) -> list[Config]:
+        """The configs the flags ask for (several for a family that compares variants, e.g. feature sets).
+        Building them validates every value, before any data is loaded."""
+        from movielens.cli import config_from_flags
+
+        return [config_from_flags(args, self.default_config(), seed=getattr(args, "seed", 42))]
+
+    def report_extras(self, trained: TrainedModel, folder, plots: bool = True) -> list[str]:
+        """Family-specific outputs written beside a run's report (pictures, exports); lines to print."""
+        return []
 
     def check(self, config: Config, data: MovieLensData) -> None:
         """Raises ValueError when the config cannot run on this data (before any training)."""
@@ -163,6 +182,11 @@ def model_dir_for(family: Family, config: Config, context: Context, root=None) -
     return ModelDir(readable_name(family.label(config), context.data.variant, context.split.name), identity, root=root)
 
 
+def is_trained(family: Family, config: Config, context: Context, root=None) -> bool:
+    """True when saved_models/ holds this model (train_or_load would load it)."""
+    return model_dir_for(family, config, context, root).is_complete()
+
+
 def train_or_load(family: Family, config: Config, context: Context, *, retrain: bool = False,
                   no_train: bool = False, root=None) -> TrainedModel:
     """The model of (family, config, data): loaded from saved_models/ when there, else trained and saved.
@@ -180,7 +204,7 @@ def train_or_load(family: Family, config: Config, context: Context, *, retrain: 
             say(f"[{family.label(config)}] loaded from {model_dir.path}", flush=True)
             return TrainedModel(family, config, state, history, metrics, model_dir, True, context)
         except (CorruptFileError, FileNotFoundError, KeyError, ValueError) as error:
-            moved = _move_aside(model_dir)
+            moved = model_dir.move_aside(str(error))
             print(f"[{family.label(config)}] saved model could not be loaded ({error}); moved to {moved}, "
                   f"training again", flush=True)
     if no_train:
@@ -188,22 +212,14 @@ def train_or_load(family: Family, config: Config, context: Context, *, retrain: 
                                    f"(it would train now); run without --no_train to train it")
     say(f"[{family.label(config)}] not in saved_models/: training it -> {model_dir.path}", flush=True)
     model_dir.start(retrain)
-    fitted = family.fit(config, context, model_dir)
+    try:
+        fitted = family.fit(config, context, model_dir)
+    except TrainingDivergedError:
+        model_dir.discard()  # a diverged model is never kept, resumed or reported
+        raise
     family.save(fitted.state, model_dir)
     model_dir.finish(fitted.history, fitted.metrics)
     return TrainedModel(family, config, fitted.state, fitted.history, fitted.metrics, model_dir, False, context)
-
-
-def _move_aside(model_dir: ModelDir):
-    mover = getattr(model_dir, "move_aside", None)
-    if mover is not None:
-        return mover("unreadable")
-    import shutil
-    import time
-
-    target = model_dir.path.with_name(f"{model_dir.path.name}.broken-{int(time.time())}")
-    shutil.move(str(model_dir.path), str(target))
-    return target
 
 
 def write_arrays(model_dir: ModelDir, name: str, **arrays: np.ndarray) -> None:
@@ -228,5 +244,5 @@ def read_arrays(model_dir: ModelDir, name: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as saved:
             return {key: saved[key] for key in saved.files}
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise CorruptFileError(f"{path} is unreadable ({error})") from error

@@ -1,11 +1,8 @@
-"""The rating families (`cf`, `knn`, `autorec`; models and training in `movielens.rating`) as scorers.
+"""The rating families (`cf`, `autorec`; models and training in `movielens.rating`) as scorers.
 
-How each ranks movies for a person:
-  - cf, autorec (a dot product of a user vector and a movie vector, plus biases): a known user by
-    predicted rating; someone typed in is folded in by solving for their user vector (ridge regression
-    of the movies' vectors onto the ratings given, 5 stars for typed titles), with the movies' biases.
-  - knn (the concatenation model, no dot product): by the user's movies' neighbours, the cosine of each
-    movie's learned vector to the mean unit vector of the history (item-based KNN over the embeddings).
+Both predict a rating as a dot product of a user vector and a movie vector, plus biases. A known
+user is ranked by predicted rating; someone typed in is folded in by solving for their user vector
+(ridge regression of the history's movie vectors onto the ratings given, 5 stars for typed titles).
 """
 
 from __future__ import annotations
@@ -19,12 +16,6 @@ from movielens.persistence import save_weights
 
 TYPED_RATING = 5.0  # a title typed as part of a history is taken as a movie the person liked
 RIDGE = 0.1         # fold-in ridge, relative to the mean squared norm of the history's movie vectors
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), so a dot product is the cosine."""
-    vectors = np.asarray(vectors, np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 class DotProductScorer:
@@ -76,27 +67,15 @@ class DotProductScorer:
         return out
 
 
-class NeighbourScorer:
-    """knn: cosine of each movie's vector to the normalised mean unit vector of the history's movies."""
-
-    def __init__(self, model):
-        self.unit = l2_normalise(np.asarray(model.movie_vectors(), np.float32)[1:])
-
-    def candidates(self) -> np.ndarray:
-        return self.unit
-
-    def queries(self, histories: Histories) -> np.ndarray:
-        profile = np.zeros((len(histories), self.unit.shape[1]), np.float32)
-        np.add.at(profile, histories.row_ids(), self.unit[histories.items])
-        return l2_normalise(profile)
-
-
 class RatingFamily(Family):
-    """cf / knn / autorec: `movielens.rating` trains them; this supplies the protocol's pieces."""
+    """cf / autorec: `movielens.rating` trains them; this supplies the protocol's pieces."""
 
     kind = "rating"
     config_class = rating.RatingConfig
     version = 2
+    # The rating protocol (RMSE on a 90/10 split, validation carved out of train) keeps its own default split.
+    default_fractions = rating.DEFAULT_RANDOM_FRACTIONS
+    headline_metrics = ("test_rmse", "val_rmse", "test_rmse_global_mean", "fit_seconds")
 
     def __init__(self, name: str, summary: str, fold_in: str):
         self.name, self.summary, self.fold_in = name, summary, fold_in
@@ -122,16 +101,12 @@ class RatingFamily(Family):
         return rating.load_model(config, context.data, context.split, model_dir)
 
     def scorer(self, state, config, context: Context):
-        if self.name == "knn":
-            return NeighbourScorer(state)
         return DotProductScorer(state, context.split.vocabulary, config)
 
 
 FAMILIES = (
     RatingFamily("cf", "embedding collaborative filtering (fastai EmbeddingDotBias), trained on ratings",
                  "solves for the person's user vector from the history's movie vectors (typed titles = 5 stars)"),
-    RatingFamily("knn", "concatenation rating model; ranks by the learned movie vectors' neighbours",
-                 "cosine of each movie to the mean unit vector of the history's movies"),
     RatingFamily("autorec", "I-AutoRec (Sedhain et al. 2015), item autoencoder trained on ratings",
                  "solves for the person's decoder row from the history's movie codes (typed titles = 5 stars)"),
 )

@@ -1,164 +1,142 @@
-"""KNN over learned embeddings: exact cosine index, exclusions, similar titles, both index sources, CLI."""
+"""The knn family: item2vec movie embeddings from co-occurrence, cosine KNN over them (planted data, seconds)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import tensorflow as tf
+import tensorflow as tf  # conftest imported movielens first (Keras 2)
 
-from experiments import recommend as recommend_cli
-from experiments import run as run_cli
-from movielens import evaluation, rating
-from movielens.data.synthetic import synthetic_movielens, write_grouplens
-from movielens.models.knn import ConcatRatingModel, CosineIndex, l2_normalise, scann_available
-from movielens.recommender import UserHistory
-from movielens.titles import UnknownTitleError
-from tests.conftest import train_on_planted_ratings
-from tests.contract import RatingModelContract
-from tests.test_rating import FAST as CF_FAST
-from tests.test_rating import SPEC
+from movielens.data.splits import random_split
+from movielens.data.synthetic import SyntheticSpec, synthetic_movielens
+from movielens.families import get_family
+from movielens.families.base import Context, model_dir_for, train_or_load
+from movielens.families.histories import Histories
+from movielens.families.knn import KnnScorer, build_model
+from movielens.models.knn import Item2VecModel, KnnConfig, cooccurrence_pairs, l2_normalise, sampling_probabilities
 
-# The planted data and fast CF settings are test_rating's, so both files exercise the same setting.
-KNN_FAST = {"epochs": 15, "batch_size": 256, "learning_rate": 0.01, "patience": 3, "n_factors": 16,
-            "hidden_units": (32, 16, 8), "dropout": 0.0}
+SPEC = SyntheticSpec(n_users=150, n_movies=40, ratings_per_user=16, seed=3)
+FAST = KnnConfig(embedding_size=16, epochs=40, batch_size=128, learning_rate=0.01, patience=5)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """(data, truth, split, {"knn": trained, "cf": trained}) for the module."""
-    return train_on_planted_ratings(tmp_path_factory, knn=rating.default_config("knn", **KNN_FAST),
-                                    cf=rating.default_config("cf", **CF_FAST))
+def trained(tmp_path_factory):
+    data, truth = synthetic_movielens(SPEC)
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    model = train_or_load(get_family("knn"), FAST, Context(data, split, verbose=0),
+                          root=tmp_path_factory.mktemp("knn-models"))
+    return model, truth
 
 
-def _numpy_top(queries, candidates, k, excluded=()):
-    cosine = l2_normalise(queries) @ l2_normalise(candidates).T
-    cosine[:, list(excluded)] = -np.inf
-    return np.argsort(-cosine, axis=1, kind="stable")[:, :k], cosine
-
-
-def test_index_returns_exact_cosine_neighbours_with_ids():
-    rng = np.random.default_rng(0)
-    candidates, queries = rng.normal(size=(50, 8)), rng.normal(size=(6, 8))
-    ids = np.array([f"m{i}" for i in range(50)], dtype=object)
-    index = CosineIndex(ids, candidates * rng.uniform(0.1, 10, size=(50, 1)), backend="brute_force")
-    scores, found = index.query(queries, k=7)
-    expected, cosine = _numpy_top(queries, candidates, 7)
-    assert [list(row) for row in found] == [list(ids[row]) for row in expected]
-    np.testing.assert_allclose(np.array(scores), np.take_along_axis(cosine, expected, axis=1), rtol=1e-5)
-
-
-def test_index_excludes_given_ids_and_still_returns_k():
-    rng = np.random.default_rng(1)
-    candidates = rng.normal(size=(30, 4))
-    ids = np.array([str(i) for i in range(30)], dtype=object)
-    index = CosineIndex(ids, candidates, backend="brute_force")
-    query = candidates[:1]
-    _, first = index.query(query, k=12)
-    excluded = set(first[0][:10])  # the 10 best are off limits
-    _, found = index.query(query, k=12, exclude=[excluded])
-    expected, _ = _numpy_top(query, candidates, 12, [int(i) for i in excluded])
-    assert found[0] == [str(i) for i in expected[0]] and not excluded & set(found[0])
-    _, everything = index.query(query, k=40, exclude=[set(ids[:25])])
-    assert sorted(everything[0]) == sorted(ids[25:])  # fewer than k remain: all of them
-    with pytest.raises(ValueError, match="valid: auto, brute_force, scann"):
-        CosineIndex(ids, candidates, backend="annoy")
-    if not scann_available():
-        with pytest.raises(ValueError, match="needs the optional `scann` package"):
-            CosineIndex(ids, candidates, backend="scann")
-        assert CosineIndex(ids, candidates, backend="auto").backend == "brute_force"
-
-
-def test_concat_model_learns_ratings(models):
-    _, _, _, trained = models
-    m = trained["knn"].metrics
-    assert isinstance(trained["knn"].model, ConcatRatingModel)
-    assert m["test_rmse"] < 0.85 * m["test_rmse_global_mean"], m
-    dense = [layer for layer in trained["knn"].model.mlp.layers if isinstance(layer, tf.keras.layers.Dense)]
-    assert len(dense) == 4
-
-
-@pytest.mark.parametrize("source", ["knn", "cf"])
-def test_similar_to_is_the_numpy_nearest_neighbour_list(models, source):
-    data, _, split, trained = models
-    recommender = rating.EmbeddingRecommender(trained[source], data, split.train, "cosine", "brute_force")
-    movie_id, recs = recommender.similar_to("Matrix, The", k=5)
-    assert recommender.titles[movie_id].startswith("Matrix, The")
-    vectors = trained[source].movie_vectors()[1:]
-    row = int(trained[source].vocabulary.encode_movies([movie_id])[0]) - 1
-    expected, _ = _numpy_top(vectors[row:row + 1], vectors, 5, [row])
-    assert [r.movie_id for r in recs] == list(trained[source].vocabulary.movie_ids[expected[0]])
-    with pytest.raises(UnknownTitleError, match="Closest matches: Matrix, The"):
-        recommender.similar_to("Matrixx")
-
-
-def test_cf_movie_neighbours_share_the_planted_cluster(models):
-    """The dot-product model's movie vectors group the planted taste clusters (chance: 1 in 4)."""
-    _, truth, _, trained = models
-    vectors = trained["cf"].movie_vectors()[1:]
-    clusters = truth.movie_cluster[trained["cf"].vocabulary.movie_ids.astype(int) - 1]
-    cosine = l2_normalise(vectors) @ l2_normalise(vectors).T
+def test_neighbours_come_from_the_movies_planted_cluster(trained):
+    model, truth = trained
+    vocabulary = model.context.split.vocabulary
+    cluster = truth.movie_cluster[vocabulary.movie_ids.astype(int) - 1]  # cluster of each column
+    unit = model.scorer().candidates()
+    cosine = unit @ unit.T
     np.fill_diagonal(cosine, -np.inf)
-    top = np.argsort(-cosine, axis=1)[:, :5]
-    assert (clusters[top] == clusters[:, None]).mean() > 0.6
+    neighbours = np.argsort(-cosine, axis=1)[:, :5]
+    same = (cluster[neighbours] == cluster[:, None]).mean()
+    assert same >= 0.8, same  # chance: about 1 in 4
 
 
-def test_user_recommendations_exclude_rated_movies_for_both_sources(models):
-    data, _, split, trained = models
-    history = UserHistory(split.train)
-    for source in ("knn", "cf"):
-        recommender = rating.EmbeddingRecommender(trained[source], data, split.train, "cosine", "brute_force")
-        for user in history.user_ids[:10]:
-            recs = recommender.recommend(user, k=8)
-            assert len(recs) == 8 and not {r.movie_id for r in recs} & set(history.seen_movies(user))
-            user_vector = trained[source].user_vectors()[trained[source].vocabulary.encode_users([user])[0]]
-            seen = trained[source].vocabulary.encode_movies(history.seen_movies(user)) - 1
-            expected, _ = _numpy_top(user_vector[None], trained[source].movie_vectors()[1:], 8, seen)
-            assert [r.movie_id for r in recs] == list(trained[source].vocabulary.movie_ids[expected[0]])
+def test_history_query_is_the_normalised_mean_and_ranks_like_summed_cosines(trained):
+    model, _ = trained
+    scorer = model.scorer()
+    unit = scorer.candidates()
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)
+    history = [3, 7, 11]
+    query = scorer.queries(Histories.from_lists([history]))[0]
+    np.testing.assert_allclose(query, l2_normalise(unit[history].mean(axis=0, keepdims=True))[0], rtol=1e-5,
+                               atol=1e-6)
+    summed = (unit[history] @ unit.T).sum(axis=0)
+    np.testing.assert_allclose(unit @ query * np.linalg.norm(unit[history].sum(axis=0)), summed, rtol=1e-4,
+                               atol=1e-5)
 
 
-def test_ranking_metrics_for_both_index_sources(models):
-    _, _, split, trained = models
-    users, targets, seen, info = rating.ranking_targets(trained["cf"], split)
-    assert len(users) > 100 and info["liked_test_ratings"] == (split.test["user_rating"] >= 4).sum()
-    perfect = np.zeros((len(users), trained["cf"].vocabulary.num_movies - 1))
-    perfect[targets.row_ids(), targets.indices] = 1.0
-    # Every user has at most 10 targets here, so a perfect scorer gets recall 1 and NDCG 1.
-    assert np.diff(targets.indptr).max() <= 10
-    assert rating.ranking_metrics(perfect, targets, seen) == pytest.approx(
-        {"recall@10": 1.0, "ndcg@10": 1.0, "users_evaluated": float(len(users))})
-    results = {}
-    for name, model in trained.items():
-        results[name] = rating.ranking_metrics(rating.score_matrix(model, "cosine", users), targets, seen)
-    results["cf_rating"] = rating.ranking_metrics(rating.score_matrix(trained["cf"], "rating", users), targets, seen)
-    results["knn_centroid"] = rating.ranking_metrics(
-        rating.liked_centroid_scores(trained["knn"], split.train, users), targets, seen)
-    results["popularity"] = rating.ranking_metrics(
-        rating.popularity_scores(trained["cf"], split.train, users), targets, seen)
-    for values in results.values():
-        assert 0.0 <= values["recall@10"] <= 1.0 and 0.0 <= values["ndcg@10"] <= 1.0
-    # Planted clusters: the shared-space CF index beats popularity on this data.
-    assert results["cf"]["recall@10"] > results["popularity"]["recall@10"]
-    seen_top = evaluation.top_k(evaluation.exclude_seen(perfect, seen), 10)
-    assert not np.isin(seen_top, seen.indices[seen.row_ids() == 0]).all()
+def test_early_stopping_on_validation_ndcg_keeps_the_best_epoch(trained):
+    model, _ = trained
+    history, metrics = model.history, model.metrics
+    curve = history["val_ndcg@10"]
+    assert metrics["val_ndcg@10"] == pytest.approx(max(v for v in curve if v is not None))
+    assert history["epoch"][curve.index(max(curve))] == metrics["best_epoch"]
+    assert metrics["vectors"] in ("input", "output", "average")
 
 
-def test_knn_cli_end_to_end(tmp_path, capsys):
-    data, _ = synthetic_movielens(SPEC)
-    folder = write_grouplens(data, tmp_path / "ml-100k", "100k")
-    args = ["--model", "knn", "--data_dir", str(folder), "--epochs", "3", "--n_factors", "8", "--quiet",
-            "--hidden_units", "16", "8", "4"]
-    assert run_cli.main([*args, "--ranking"]) == 0
-    out = capsys.readouterr().out
-    assert "knn on ML-100K" in out and "test MSE" in out and "NDCG@10" in out
-    assert recommend_cli.main([*args, "--user_id", "3", "--k", "4"]) == 0
-    out = capsys.readouterr().out
-    assert "cosine of user and movie embeddings" in out and "  4. " in out and "  5. " not in out
-    assert recommend_cli.main([*args, "--similar_to", "Amelie (1982)", "--k", "3"]) == 0
-    assert "most similar to Amélie (1982)" in capsys.readouterr().out
-    assert recommend_cli.main([*args, "--similar_to", "Amelie (2001)"]) == 2
-    assert "Closest matches: Amélie (1982)" in capsys.readouterr().err
+def test_save_and_load_give_identical_embeddings(trained):
+    model, _ = trained
+    family = model.family
+    loaded = family.load(model.config, model.context, model.model_dir)
+    for name, table in model.state.model.tables().items():
+        np.testing.assert_array_equal(loaded.model.tables()[name], table)
+    assert loaded.vectors == model.state.vectors
+    np.testing.assert_array_equal(family.scorer(loaded, model.config, model.context).candidates(),
+                                  model.scorer().candidates())
 
 
-class TestKNNContract(RatingModelContract):
-    config = rating.default_config("knn", epochs=3, n_factors=8, hidden_units=(16, 8, 4), batch_size=128)
-    rank_by, backend = "cosine", "brute_force"
+def test_cooccurrence_pairs_stay_within_a_person_and_the_window():
+    # person 0: movies 5, 6, 7; person 1: 8, 5
+    items, rows = np.array([5, 6, 7, 8, 5]), np.array([0, 0, 0, 1, 1])
+    queries, candidates = cooccurrence_pairs(items, rows, window=1)
+    assert sorted(zip(queries.tolist(), candidates.tolist())) == [(5, 6), (5, 8), (6, 5), (6, 7), (7, 6), (8, 5)]
+    queries, candidates = cooccurrence_pairs(items, rows, window=5)
+    assert (5, 7) in set(zip(queries.tolist(), candidates.tolist())) and len(queries) == 8
+    p = sampling_probabilities(candidates, 10)
+    assert p.sum() == pytest.approx(1.0) and p[5] > p[6] > p[0] > 0  # never seen: tiny but finite log
+
+
+def test_loss_with_logq_correction_and_accidental_hits_matches_a_hand_computation():
+    q_table = np.array([[0.5, -0.2], [0.1, 0.4], [-0.3, 0.2], [0.7, 0.1]], np.float32)
+    c_table = np.array([[0.2, 0.3], [-0.4, 0.6], [0.5, 0.5], [0.1, -0.9]], np.float32)
+    p = np.array([0.1, 0.5, 0.3, 0.1], np.float32)
+    temperature, l2 = 0.5, 0.01
+    model = Item2VecModel(4, p, embedding_size=2, temperature=temperature, l2=l2)
+    model.input_embedding.embeddings.assign(q_table)
+    model.output_embedding.embeddings.assign(c_table)
+    queries, candidates = np.array([0, 2, 3]), np.array([1, 2, 1])  # rows 0 and 2 share candidate 1
+    loss = float(model.compute_loss({"query": tf.constant(queries), "candidate": tf.constant(candidates)}))
+
+    q, c = q_table[queries].astype(np.float64), c_table[candidates].astype(np.float64)
+    logits = q @ c.T / temperature - np.log(p[candidates])[None, :]
+    accidental = (candidates[:, None] == candidates[None, :]) & ~np.eye(3, dtype=bool)
+    logits[accidental] = -np.inf
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -np.trace(log_softmax) + l2 * ((q * q).sum() + (c * c).sum())
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+    uncorrected = q @ c.T / temperature  # without the correction the loss differs: the term is really used
+    uncorrected[accidental] = -np.inf
+    assert abs(loss - (-np.trace(uncorrected - np.log(np.exp(uncorrected).sum(1, keepdims=True))))) > 1e-3
+
+
+def test_shared_table_is_one_table():
+    model = build_model(KnnConfig(embedding_size=4, shared=True), 6)
+    assert model.input_embedding is model.output_embedding
+    tables = model.tables()
+    np.testing.assert_array_equal(tables["input"], tables["output"])
+
+
+def test_empty_history_scores_everything_equal():
+    scorer = KnnScorer(l2_normalise(np.random.default_rng(0).normal(size=(5, 3))))
+    queries = scorer.queries(Histories.from_lists([[]]))
+    assert np.isfinite(queries).all() and not queries.any()
+
+
+@pytest.mark.parametrize("changes", [
+    {"embedding_size": 0}, {"window": -1}, {"epochs": 0}, {"batch_size": 0}, {"patience": 0},
+    {"validation_freq": 0}, {"learning_rate": float("nan")}, {"learning_rate": float("inf")},
+    {"learning_rate": -0.1}, {"temperature": 0.0}, {"temperature": float("nan")}, {"l2": -1.0},
+    {"l2": float("inf")}, {"init_std": float("-inf")}, {"vectors": "both"}, {"embedding_size": 2.5},
+    {"window": True},
+])
+def test_config_rejects_bad_values(changes):
+    with pytest.raises(ValueError):
+        KnnConfig(**changes)
+
+
+def test_config_round_trips_and_identity_changes_with_settings():
+    config = KnnConfig(window=3, vectors="output")
+    assert KnnConfig.from_dict(config.to_dict()) == config
+    data, _ = synthetic_movielens(SyntheticSpec(n_users=20, n_movies=10, ratings_per_user=5))
+    context = Context(data, random_split(data, (0.8, 0.1, 0.1), seed=1))
+    family = get_family("knn")
+    assert model_dir_for(family, config, context).hash != model_dir_for(family, config.replace(window=4), context).hash

@@ -9,6 +9,7 @@ from __future__ import annotations
 from movielens.families.base import Family
 from movielens.families.ease import Ease
 from movielens.families.item_knn import ItemKnn
+from movielens.families.knn import Knn
 from movielens.families.popularity import Popularity
 from movielens.families.rating import FAMILIES as RATING_FAMILIES
 
@@ -22,7 +23,7 @@ def register(family: Family) -> Family:
     return family
 
 
-for _family in (Popularity(), ItemKnn(), Ease(), *RATING_FAMILIES):
+for _family in (Popularity(), ItemKnn(), Ease(), Knn(), *RATING_FAMILIES):
     register(_family)
 
 

@@ -1,71 +1,159 @@
-"""Concatenation rating model and a cosine nearest-neighbour index over learned embeddings.
+"""Movie embeddings learned from co-occurrence (item2vec / prod2vec, Barkan & Koenigstein 2016), for KNN.
 
-The "recommender systems from learned embeddings" recipe: user and movie
-embeddings are concatenated and a small dense network regresses the rating;
-after training the embedding tables are read out and searched by cosine
-similarity. The network, not a dot product, combines the two vectors, so users
-and movies do *not* live in one metric space: user -> movie queries are a
-cross-space lookup (measured in benchmarks/rating.py against the dot-product
-CF model, whose user and movie vectors do share a space). Movie -> movie
-similarity is within one table and is well defined for both.
+A training pair is (query movie, candidate movie): two movies the same person rated within `window`
+positions of each other in their time-ordered training history (both directions). The model is a
+`tfrs.Model` with an input table (queries) and an output table (candidates), shared or separate, and
+`tfrs.tasks.Retrieval`'s in-batch softmax:
+
+    logit(i, j) = q_i . c_j / temperature - log p_j,   loss = sum_i -log softmax_j(logit(i, j))[i]
+
+where p_j is candidate j's share of the training pairs (the logQ sampling-probability correction, Yi et
+al. RecSys 2019): the in-batch negatives are drawn in proportion to popularity, and without the
+correction popular movies are pushed away from everything. A logit where column j is the same movie
+as row i's positive (j != i) is masked (accidental hit, `candidate_ids`). With the correction the dot
+product estimates a pointwise mutual information, log P(j | i) - log P(j), so a movie's cosine
+neighbours are the movies its raters rate unusually often, not the most popular ones.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from movielens.models.rating_cf import ScaledSigmoid, _masked_table, _normal, known_mask
+from movielens.config import Config
 
-INDEX_BACKENDS = ("auto", "brute_force", "scann")
+VECTORS = ("auto", "input", "output", "average")  # which table(s) the KNN searches; auto = chosen on validation
 
 
-class ConcatRatingModel(tf.keras.Model):
-    """[user embedding ; movie embedding] -> dense ReLU layers -> 1 -> scaled sigmoid rating.
+@dataclasses.dataclass(frozen=True)
+class KnnConfig(Config):
+    """Settings of the item2vec model and its training (defaults chosen on validation NDCG@10, see the family)."""
+
+    embedding_size: int = 64       # d of each table
+    window: int = 5                # a movie's partners: the `window` movies before and after it in the history
+    shared: bool = False           # one table for queries and candidates (True) or an input and an output table
+    vectors: str = "auto"          # the KNN's movie vectors: input / output / average table; auto: chosen on val.
+    learning_rate: float = 0.002   # Adam
+    epochs: int = 30               # at most; early stopping on validation NDCG@10 usually ends sooner
+    batch_size: int = 1024         # pairs per step (and in-batch negatives per pair)
+    temperature: float = 1.0       # logits divided by it
+    l2: float = 0.0                # coefficient of the summed squared norms of the looked-up embeddings
+    init_std: float = 0.05         # normal initialisation of both tables
+    validation_freq: int = 1       # epochs between validation rankings
+    patience: int = 3              # validations without improvement before stopping
+    seed: int = 42                 # initialisation and the order of the pairs
+
+    def __post_init__(self):
+        for name in ("embedding_size", "window", "epochs", "batch_size", "validation_freq", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("learning_rate", "temperature", "init_std"):
+            value = getattr(self, name)
+            if not _finite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not _finite(self.l2) or self.l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0, got {self.l2!r}")
+        if self.vectors not in VECTORS:
+            raise ValueError(f"vectors must be one of {', '.join(VECTORS)}, got {self.vectors!r}")
+        if not isinstance(self.shared, bool):
+            raise ValueError(f"shared must be true or false, got {self.shared!r}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+
+
+def cooccurrence_pairs(items: np.ndarray, rows: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (query, candidate) pair of movies within `window` positions in one person's history, both ways.
 
     Args:
-      num_users, num_movies: vocabulary sizes including the unknown slot 0 (masked to a zero vector).
-      n_factors: embedding size d of each table.
-      hidden_units: widths of the hidden dense layers (3 hidden + the output = 4 dense layers by default).
-      dropout: dropout rate after the concatenation and each hidden layer.
-      weight_decay: L2 coefficient on the looked-up embeddings and the dense kernels.
+      items: int [nnz] movie columns, each person's movies contiguous and oldest first (`Histories.items`).
+      rows: int [nnz] the person of each entry (`Histories.row_ids()`).
 
-    Inputs: {"user": int64 [B], "movie": int64 [B]}. Output: ratings [B] float32.
+    Returns:
+      queries, candidates: int64 [n_pairs]; a movie is never paired with itself (ratings repeated in ml-latest).
+    """
+    items, rows = np.asarray(items, np.int64), np.asarray(rows, np.int64)
+    queries, candidates = [], []
+    for offset in range(1, window + 1):  # one vectorised slice per offset, not a loop over people
+        same = (rows[:-offset] == rows[offset:]) & (items[:-offset] != items[offset:])
+        before, after = items[:-offset][same], items[offset:][same]
+        queries += [before, after]
+        candidates += [after, before]
+    if not queries:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(queries), np.concatenate(candidates)
+
+
+def sampling_probabilities(candidates: np.ndarray, n_items: int) -> np.ndarray:
+    """float32 [n_items]: each movie's share of the pairs' candidates (a movie never seen gets a tiny share, so
+    log p stays finite)."""
+    counts = np.bincount(np.asarray(candidates, np.int64), minlength=n_items).astype(np.float64)
+    counts = np.maximum(counts, 0.5)
+    return (counts / counts.sum()).astype(np.float32)
+
+
+class Item2VecModel(tfrs.Model):
+    """Query = input embedding of a movie, candidate = output embedding of a co-rated movie; in-batch softmax.
+
+    Args:
+      n_items: movies (columns 0..n_items-1 of the split vocabulary).
+      sampling_probability: float [n_items], each movie's share of the training pairs' candidates (logQ).
+      embedding_size, shared, temperature, l2, init_std, seed: see `KnnConfig`.
+
+    Inputs of `compute_loss`: {"query": int64 [B], "candidate": int64 [B]} movie columns.
     """
 
-    def __init__(self, num_users: int, num_movies: int, n_factors: int = 32, hidden_units=(128, 64, 32),
-                 dropout: float = 0.2, y_range=(0.5, 5.5), weight_decay: float = 1e-4, init_std: float = 0.05,
-                 **kwargs):
+    def __init__(self, n_items: int, sampling_probability: np.ndarray, embedding_size: int = 64,
+                 shared: bool = False, temperature: float = 1.0, l2: float = 0.0, init_std: float = 0.05,
+                 seed: int = 42, **kwargs):
         super().__init__(**kwargs)
-        self.weight_decay = float(weight_decay)
-        self.user_embedding = tf.keras.layers.Embedding(
-            num_users, n_factors, embeddings_initializer=_normal(init_std), name="user_embedding")
-        self.movie_embedding = tf.keras.layers.Embedding(
-            num_movies, n_factors, embeddings_initializer=_normal(init_std), name="movie_embedding")
-        regulariser = tf.keras.regularizers.L2(weight_decay) if weight_decay else None
-        layers = [tf.keras.layers.Dropout(dropout)]
-        for units in hidden_units:
-            layers += [tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regulariser),
-                       tf.keras.layers.Dropout(dropout)]
-        layers.append(tf.keras.layers.Dense(1, kernel_regularizer=regulariser))
-        self.mlp = tf.keras.Sequential(layers, name="mlp")
-        self.output_layer = ScaledSigmoid(y_range)
+        if len(sampling_probability) != n_items:
+            raise ValueError(f"{len(sampling_probability)} sampling probabilities for {n_items} movies")
+        self.n_items, self.l2 = int(n_items), float(l2)
+        self.input_embedding = tf.keras.layers.Embedding(
+            n_items, embedding_size, name="input_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=init_std, seed=seed))
+        self.output_embedding = self.input_embedding if shared else tf.keras.layers.Embedding(
+            n_items, embedding_size, name="output_embedding",
+            embeddings_initializer=tf.keras.initializers.RandomNormal(stddev=init_std, seed=seed + 1))
+        self.sampling_probability = tf.constant(sampling_probability, tf.float32)
+        self.task = tfrs.tasks.Retrieval(temperature=None if temperature == 1.0 else float(temperature),
+                                         remove_accidental_hits=True)
+        self.input_embedding(tf.zeros([1], tf.int64))  # variables exist now (for loading and checkpoints)
+        self.output_embedding(tf.zeros([1], tf.int64))
 
-    def call(self, inputs, training=False):
-        users, movies = inputs["user"], inputs["movie"]
-        p = self.user_embedding(users) * known_mask(users)     # [B, d]
-        q = self.movie_embedding(movies) * known_mask(movies)  # [B, d]
-        if training and self.weight_decay:
-            self.add_loss(self.weight_decay * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1)))
-        x = tf.concat([p, q], axis=1)                          # [B, 2d]
-        return self.output_layer(tf.squeeze(self.mlp(x, training=training), axis=1))
+    def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        """The summed in-batch softmax loss of B pairs (+ the L2 term): a scalar."""
+        queries = tf.cast(features["query"], tf.int64)
+        candidates = tf.cast(features["candidate"], tf.int64)
+        q = self.input_embedding(queries)      # [B, d]
+        c = self.output_embedding(candidates)  # [B, d]
+        loss = self.task(q, c, candidate_sampling_probability=tf.gather(self.sampling_probability, candidates),
+                         candidate_ids=candidates, compute_metrics=False, compute_batch_metrics=False)
+        if self.l2:
+            loss += self.l2 * (tf.reduce_sum(q * q) + tf.reduce_sum(c * c))
+        return loss
 
-    def user_vectors(self):
-        return _masked_table(self.user_embedding)
+    def tables(self) -> dict[str, np.ndarray]:
+        """{"input": float32 [n_items, d], "output": float32 [n_items, d]} (the same array when shared)."""
+        return {"input": self.input_embedding.embeddings.numpy(), "output": self.output_embedding.embeddings.numpy()}
 
-    def movie_vectors(self):
-        return _masked_table(self.movie_embedding)
+    def movie_vectors(self, which: str) -> np.ndarray:
+        """float32 [n_items, d] unit vectors the KNN searches: one table, or the mean of both tables' unit vectors
+        (so neither table's scale dominates), normalised again."""
+        tables = self.tables()
+        if which in ("input", "output"):
+            return l2_normalise(tables[which])
+        if which == "average":
+            return l2_normalise(l2_normalise(tables["input"]) + l2_normalise(tables["output"]))
+        raise ValueError(f"movie vectors must be input, output or average, got {which!r}")
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -73,72 +161,3 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
-
-
-def scann_available() -> bool:
-    try:
-        import scann  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class CosineIndex:
-    """Cosine top-k over candidate vectors, identifiers travelling with the index (TFRS top-k layers).
-
-    Args:
-      identifiers: shape [n] str, one per candidate.
-      vectors: shape [n, d]; L2-normalised here.
-      backend: "brute_force" (exact, TFRS BruteForce), "scann" (approximate; needs the optional
-        `scann` package) or "auto" (ScaNN when importable, else brute force).
-    """
-
-    def __init__(self, identifiers, vectors, backend: str = "auto"):
-        if backend not in INDEX_BACKENDS:
-            raise ValueError(f"unknown index backend {backend!r}; valid: {', '.join(INDEX_BACKENDS)}")
-        if backend == "auto":
-            backend = "scann" if scann_available() else "brute_force"
-        elif backend == "scann" and not scann_available():
-            raise ValueError("the scann index backend needs the optional `scann` package (pip install scann); "
-                             "use --index_backend brute_force")
-        self.backend = backend
-        self.identifiers = np.asarray(identifiers, dtype=object)
-        self.vectors = l2_normalise(vectors)
-        if len(self.identifiers) != len(self.vectors):
-            raise ValueError("identifiers and vectors differ in length")
-        if backend == "scann":
-            leaves = max(1, int(np.sqrt(len(self.vectors))))
-            self.layer = tfrs.layers.factorized_top_k.ScaNN(k=10, distance_measure="dot_product", num_leaves=leaves,
-                                                            num_leaves_to_search=min(10, leaves))
-        else:
-            self.layer = tfrs.layers.factorized_top_k.BruteForce(k=10)
-        self.layer.index(tf.constant(self.vectors), identifiers=tf.constant(self.identifiers.astype(str)))
-
-    def __len__(self) -> int:
-        return len(self.identifiers)
-
-    def query(self, queries, k: int = 10, exclude=None) -> tuple[np.ndarray, list[list[str]]]:
-        """Top-k candidates per query by cosine, best first.
-
-        Args:
-          queries: shape [q, d] (normalised here).
-          exclude: optional list of q collections of identifiers to leave out (e.g. rated movies).
-
-        Returns:
-          scores: list of q float arrays (cosines), ids: list of q lists of identifiers; a row is
-          shorter than k only when fewer than k candidates remain after exclusion.
-        """
-        queries = l2_normalise(np.atleast_2d(queries))
-        exclude = [set(map(str, e)) for e in exclude] if exclude is not None else [set()] * len(queries)
-        if len(exclude) != len(queries):
-            raise ValueError("exclude needs one collection per query")
-        # Over-fetch by the largest exclusion set so k survive the filter.
-        fetch = min(len(self), k + max((len(e) for e in exclude), default=0))
-        scores, ids = self.layer(tf.constant(queries), k=fetch)
-        scores, ids = scores.numpy(), ids.numpy().astype(str)
-        out_scores, out_ids = [], []
-        for row_scores, row_ids, excluded in zip(scores, ids, exclude):
-            keep = [i for i, identifier in enumerate(row_ids) if identifier not in excluded][:k]
-            out_scores.append(row_scores[keep])
-            out_ids.append([str(row_ids[i]) for i in keep])
-        return out_scores, out_ids

@@ -392,7 +392,8 @@ def fit_model(config: RatingConfig, data: MovieLensData, split: Split, model_dir
         model = _compiled_model(config, split.vocabulary, final_fit, data)
         refit_config = config.replace(epochs=epochs)
         _fit(model, training_dataset(config, final_fit), model_dir, None, refit_config,
-             verbose, checkpoint_dir=model_dir.checkpoint_dir / "refit")
+             verbose, checkpoint_dir=model_dir.checkpoint_dir / "refit", tensorboard_dir=model_dir.path / "tensorboard"
+             / "refit")
         extra.update(refit_epochs=epochs, n_refit=len(final_fit))
     fit_seconds = time.perf_counter() - started
     metrics = test_metrics(model, parts, history)
@@ -444,7 +445,7 @@ def _compiled_model(config: RatingConfig, vocabulary: Vocabulary, fit: EncodedRa
     return model
 
 
-def _fit(model, train_ds, model_dir, evaluate, config, verbose, checkpoint_dir=None):
+def _fit(model, train_ds, model_dir, evaluate, config, verbose, checkpoint_dir=None, tensorboard_dir=None):
     from movielens.training import fit_resumable
 
     # evaluate None (the refit): a fixed number of epochs, no early stopping.
@@ -453,7 +454,7 @@ def _fit(model, train_ds, model_dir, evaluate, config, verbose, checkpoint_dir=N
     return fit_resumable(model, train_ds, epochs=config.epochs,
                          checkpoint_dir=checkpoint_dir or model_dir.checkpoint_dir, evaluate=evaluate,
                          monitor=monitor, mode="min", patience=config.patience if monitor else None,
-                         restore_best=True, verbose={0: 0, 1: 2}.get(verbose, 1))
+                         restore_best=True, verbose={0: 0, 1: 2}.get(verbose, 1), tensorboard_dir=tensorboard_dir)
 
 
 def test_metrics(model: tf.keras.Model, parts: RatingParts, history: dict) -> dict[str, Any]:

@@ -142,9 +142,12 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
     """Evaluates, early-stops and checkpoints after each epoch (see module docstring)."""
 
     def __init__(self, directory: Path, state: dict, evaluate: EvaluateFn | None, evaluate_every: int,
-                 monitor: str | None, mode: str, patience: int | None, verbose: int):
+                 monitor: str | None, mode: str, patience: int | None, verbose: int,
+                 tensorboard_dir: Path | None = None):
         super().__init__()
         self.directory = Path(directory)
+        # The evaluation metrics, per epoch, beside the Keras TensorBoard callback's training logs.
+        self.writer = tf.summary.create_file_writer(str(tensorboard_dir / "validation")) if tensorboard_dir else None
         self.state = state
         self.saved_epoch = int(state.get("epoch", 0))
         self.evaluate, self.evaluate_every = evaluate, max(1, evaluate_every)
@@ -167,6 +170,12 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
             started = time.perf_counter()
             logs.update({k: float(v) for k, v in self.evaluate(self.model).items()})
             logs["eval_seconds"] = time.perf_counter() - started
+            if self.writer is not None:
+                with self.writer.as_default():
+                    for key, value in logs.items():
+                        if key.startswith("val_") and math.isfinite(value):
+                            tf.summary.scalar(key, value, step=completed)
+                self.writer.flush()
             if self.verbose:
                 shown = ", ".join(f"{k}={v:.4f}" for k, v in logs.items() if not k.endswith("seconds"))
                 print(f"epoch {completed}: {shown}", flush=True)
@@ -223,6 +232,7 @@ def fit_resumable(
     restore_best: bool = True,
     verbose: int = 1,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
+    tensorboard_dir: str | Path | None = None,
     **fit_kwargs,
 ) -> dict:
     """Trains `model` (already compiled) for `epochs`, resuming from `checkpoint_dir` if a run was interrupted.
@@ -234,6 +244,9 @@ def fit_resumable(
         its metrics join the history (Keras `validation_data` works too, via fit_kwargs).
       monitor: a history key to early-stop on / keep the best weights of ("max" or "min" `mode`).
       patience: evaluations without improvement before stopping (None: never stop early).
+      tensorboard_dir: TensorBoard logs of this run (Keras' callback: training loss per epoch; plus the
+        evaluation metrics under validation/); default `<checkpoint_dir's parent>/tensorboard`, i.e. the
+        model's own folder in saved_models/ (`tensorboard --logdir saved_models`).
 
     Returns:
       The whole history, {"epoch": [1, 2, ...], metric: [...], "best_epoch": int | None}; keys
@@ -247,17 +260,22 @@ def fit_resumable(
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     directory = Path(checkpoint_dir)
+    board = Path(tensorboard_dir) if tensorboard_dir else directory.parent / "tensorboard"
     state = _resume(model, directory)
-    callback = ResumableCheckpoint(directory, state, evaluate, evaluate_every, monitor, mode, patience, verbose)
+    callback = ResumableCheckpoint(directory, state, evaluate, evaluate_every, monitor, mode, patience, verbose,
+                                   board)
+    tensorboard = tf.keras.callbacks.TensorBoard(str(board), write_graph=False, update_freq="epoch",
+                                                 profile_batch=0)
     if state["epoch"] < epochs and not state.get("stopped"):
         if isinstance(train_data, EpochData):
             fit_kwargs.setdefault("steps_per_epoch", train_data.steps_per_epoch)
             train_data = train_data.from_epoch(state["epoch"])
         try:
             model.fit(train_data, epochs=epochs, initial_epoch=state["epoch"], verbose=verbose,
-                      callbacks=[*callbacks, DivergenceGuard(), callback], **fit_kwargs)
+                      callbacks=[*callbacks, DivergenceGuard(), tensorboard, callback], **fit_kwargs)
         except TrainingDivergedError:
             _remove(directory)
+            _remove(board)
             raise
         except KeyboardInterrupt as interrupt:
             if isinstance(interrupt, TrainingInterrupted):

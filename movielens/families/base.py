@@ -57,6 +57,9 @@ class Context:
     data: MovieLensData
     split: Split
     verbose: int = 1
+    # Run settings a family reads that are not model settings (e.g. where movie runtimes come from,
+    # whether to export), and what a family computed once per run (e.g. the runtimes themselves).
+    options: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_items(self) -> int:
@@ -142,6 +145,14 @@ class Family(abc.ABC):
         """Family-specific outputs written beside a run's report (pictures, exports); lines to print."""
         return []
 
+    def identity_config(self, config: Config) -> dict:
+        """The config's part of the identity: every field but those in `not_identity`."""
+        return {k: v for k, v in config.to_dict().items() if k not in self.not_identity}
+
+    def identity_extras(self, config: Config, context: Context) -> dict:
+        """Inputs besides the config and the ratings that change the trained model (e.g. movie runtimes)."""
+        return {}
+
     def check(self, config: Config, data: MovieLensData) -> None:
         """Raises ValueError when the config cannot run on this data (before any training)."""
         return None
@@ -176,9 +187,8 @@ def data_identity(data: MovieLensData, split: Split) -> dict:
 
 
 def model_dir_for(family: Family, config: Config, context: Context, root=None) -> ModelDir:
-    config_values = {k: v for k, v in config.to_dict().items() if k not in family.not_identity}
-    identity = {"family": family.name, "version": family.version, "config": config_values,
-                "data": data_identity(context.data, context.split)}
+    identity = {"family": family.name, "version": family.version, "config": family.identity_config(config),
+                "data": data_identity(context.data, context.split), **family.identity_extras(config, context)}
     return ModelDir(readable_name(family.label(config), context.data.variant, context.split.name), identity, root=root)
 
 

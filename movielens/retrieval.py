@@ -262,7 +262,8 @@ class ExportModule(tf.Module):
 
     Signature `serving_default(user_id: string [B], timestamp: int64 [B])` returns
     {"titles": string [B, k], "movie_ids": string [B, k], "scores": float32 [B, k]}.
-    Unknown user ids map to the unknown-user slot 0, as during training.
+    Unknown user ids map to the unknown-user slot 0, as during training. A history model looks each
+    user's history up inside the graph: their training movies rated strictly before `timestamp`.
     """
 
     def __init__(self, model, tables: FeatureTables, split, k: int = 10):

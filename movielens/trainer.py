@@ -76,6 +76,10 @@ class TwoTowerConfig(Config):
       temperature: logits divided by it in the loss.
       l2: L2 penalty on the id / history embedding tables (added to the summed batch loss).
       history_length: the history feature averages at most this many latest movies.
+      unknown_user_rate: share of training examples whose user index is replaced by the unknown slot 0
+        (and so their per-user features), so that slot learns a generic user: what serves people who are
+        not in the data from their history (`retrieval.query_embeddings_from_histories`). 0: slot 0 stays
+        at its random initialisation.
       patience: epochs without a better val_ndcg@10 before stopping (the best epoch is kept); 0: train
         all num_epochs and keep the last weights.
     """
@@ -96,6 +100,7 @@ class TwoTowerConfig(Config):
     temperature: float = 1.0
     l2: float = 0.0
     history_length: int = HISTORY_LENGTH
+    unknown_user_rate: float = 0.0
     patience: int = 3
 
     def __post_init__(self):
@@ -108,6 +113,8 @@ class TwoTowerConfig(Config):
         for name in ("learning_rate", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.unknown_user_rate < 1:
+            raise ValueError(f"unknown_user_rate must be in [0, 1), got {self.unknown_user_rate}")
         if self.l2 < 0:
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if self.patience < 0:
@@ -231,7 +238,8 @@ class MovieLensTrainer:
                  sampling_correction: bool = _DEFAULTS.sampling_correction,
                  remove_accidental_hits: bool = _DEFAULTS.remove_accidental_hits,
                  temperature: float = _DEFAULTS.temperature, l2: float = _DEFAULTS.l2,
-                 history_length: int = _DEFAULTS.history_length, patience: int = _DEFAULTS.patience):
+                 history_length: int = _DEFAULTS.history_length, patience: int = _DEFAULTS.patience,
+                 unknown_user_rate: float = _DEFAULTS.unknown_user_rate):
         self.data, self.split = dataset, split
         self.feature_sets = []
         for names in additional_feature_sets:
@@ -248,7 +256,8 @@ class MovieLensTrainer:
             validation_freq=int(validation_freq), constant_movie_length=bool(constant_movie_length),
             timestamp_buckets=int(timestamp_buckets), sampling_correction=bool(sampling_correction),
             remove_accidental_hits=bool(remove_accidental_hits), temperature=float(temperature), l2=float(l2),
-            history_length=int(history_length), patience=int(patience))
+            history_length=int(history_length), patience=int(patience),
+            unknown_user_rate=float(unknown_user_rate))
         self.retrain, self.models_root = retrain, models_root
         self.movie_length_config = movie_length_config
         self.jit_compile, self.verbose = jit_compile, verbose
@@ -293,7 +302,8 @@ class MovieLensTrainer:
         model = build_two_tower(features, tables, config.embedding_size, config.layer_sizes,
                                 sampling_correction=config.sampling_correction,
                                 remove_accidental_hits=config.remove_accidental_hits,
-                                temperature=config.temperature, history_length=config.history_length, l2=config.l2)
+                                temperature=config.temperature, history_length=config.history_length, l2=config.l2,
+                                unknown_user_rate=config.unknown_user_rate)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=self.jit_compile,
                       steps_per_execution=self.steps_per_execution)
         if model_dir.is_complete() and not self.retrain:

@@ -353,3 +353,20 @@ def test_movie_length_uses_the_runtime_provider(synthetic, tmp_path, monkeypatch
     assert "movie_length" in trained.model_dir.read_json("config.json")["model"]["features"]
     assert "movie_minutes" in trained.model_dir.read_json("config.json")["data"]  # runtimes are in the cache key
     assert "real runtime" in trained.model_dir.read_json("features.json")["movie_length"]
+
+
+def test_unknown_user_rate_trains_the_unknown_slot(synthetic, tmp_path):
+    """With unknown_user_rate, slot 0 (people not in the data) is trained; without, it keeps its initial value."""
+    data, _ = synthetic
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    slots = {}
+    for rate in (0.0, 0.5):
+        trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(8,), additional_feature_sets=[["history"]],
+                                   unknown_user_rate=rate, models_root=tmp_path, **FAST).train_model(["history"])
+        slots[rate] = trained.model.query_tower.user_embedding.embeddings.numpy()
+        inputs = {"user": tf.constant([0, 1], tf.int64), "timestamp": tf.constant([0, 0], tf.int64)}
+        np.testing.assert_array_equal(trained.model.query_tower(inputs), trained.model.query_tower(inputs))
+    tf.keras.utils.set_random_seed(trained.config.seed)  # the trainer's seed: the same initial weights
+    initial = build_two_tower(("history",), trained.tables, trained.config.embedding_size, (8,))
+    np.testing.assert_array_equal(slots[0.0][0], initial.query_tower.user_embedding.embeddings.numpy()[0])
+    assert not np.allclose(slots[0.5][0], slots[0.0][0])

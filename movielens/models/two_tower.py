@@ -115,11 +115,13 @@ class QueryTower(tf.keras.Model):
     """
 
     def __init__(self, features: Sequence[str], tables: FeatureTables, embedding_size: int,
-                 layer_sizes: Sequence[int], history_length: int = HISTORY_LENGTH, l2: float = 0.0, **kwargs):
+                 layer_sizes: Sequence[int], history_length: int = HISTORY_LENGTH, l2: float = 0.0,
+                 unknown_user_rate: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.feature_names = tower_features(features, QUERY)
         d = embedding_size
         self.history_length = int(history_length)
+        self.unknown_user_rate = float(unknown_user_rate)
         self.user_embedding = tf.keras.layers.Embedding(
             tables.num_users, d, name="user_id", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
         if "history" in self.feature_names:
@@ -150,8 +152,11 @@ class QueryTower(tf.keras.Model):
         rows = tf.cast(rows, tf.int64)[:, -self.history_length:]  # the latest history_length movies
         return rows.to_tensor(default_value=-1, shape=[None, self.history_length])
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         user = tf.cast(inputs["user"], tf.int64)
+        if training and self.unknown_user_rate > 0:  # train the unknown-user slot 0 (people not in the data)
+            unknown = tf.random.uniform(tf.shape(user)) < self.unknown_user_rate
+            user = tf.where(unknown, tf.zeros_like(user), user)
         parts = [self.user_embedding(user)]
         if "timestamp" in self.feature_names:
             parts.append(self.timestamp(inputs["timestamp"]))
@@ -248,7 +253,7 @@ class TwoTowerModel(tfrs.Model):
         self.remove_accidental_hits = bool(remove_accidental_hits)
 
     def compute_loss(self, features, training=False):
-        query = self.query_tower(features)
+        query = self.query_tower(features, training=training)
         rows = tf.cast(features["movie"], tf.int64)
         candidate = self.candidate_tower(rows)
         extra = {}
@@ -268,12 +273,14 @@ def accidental_hit_mask(rows: tf.Tensor) -> tf.Tensor:
 def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_size: int,
                     layer_sizes: Sequence[int], *, sampling_correction: bool = False,
                     remove_accidental_hits: bool = False, temperature: float | None = None,
-                    history_length: int = HISTORY_LENGTH, l2: float = 0.0) -> TwoTowerModel:
+                    history_length: int = HISTORY_LENGTH, l2: float = 0.0,
+                    unknown_user_rate: float = 0.0) -> TwoTowerModel:
     """Builds (and calls once, so variables exist) a two-tower model for one feature set.
 
     sampling_correction: logQ correction with each movie's share of the training ratings (see TwoTowerModel).
     """
-    query = QueryTower(features, tables, embedding_size, layer_sizes, history_length, l2, name="query_tower")
+    query = QueryTower(features, tables, embedding_size, layer_sizes, history_length, l2, unknown_user_rate,
+                       name="query_tower")
     candidate = CandidateTower(features, tables, embedding_size, layer_sizes, l2, name="candidate_tower")
     model = TwoTowerModel(query, candidate,
                           sampling_probability=tables.sampling_probabilities() if sampling_correction else None,

@@ -24,6 +24,7 @@ import pandas as pd
 import tensorflow as tf
 
 from movielens import evaluation
+from movielens.cli import flag_name
 from movielens.config import Config
 from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
@@ -32,6 +33,7 @@ from movielens.models.autorec import ItemAutoRec, rating_matrix
 from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix, side_matrix
 from movielens.persistence import ModelDir, load_weights
 from movielens.training import EpochData, shuffled_batches
+from movielens.validation import check_finite
 
 MODELS = ("cf", "autorec")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -72,20 +74,28 @@ class RatingConfig(Config):
     refit_full: bool = True
     seed: int = 42
 
-    def check(self) -> RatingConfig:
+    def __post_init__(self):
         choices = {"model": MODELS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
-        if self.n_factors < 1 or self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("n_factors, epochs and batch_size must be positive")
-        if not 0.0 < self.validation_fraction < 0.5:
-            raise ValueError(f"validation_fraction must be in (0, 0.5), got {self.validation_fraction}")
-        if not self.y_max > self.y_min:
-            raise ValueError(f"y_max must exceed y_min, got {self.y_min}..{self.y_max}")
+        for name in ("n_factors", "epochs", "batch_size"):
+            check_finite(f"--{flag_name(name)}", getattr(self, name), low=1, integer=True)
+        for name in ("learning_rate", "init_std"):
+            check_finite(f"--{name}", getattr(self, name), low=0, low_inclusive=False)
+        for name in ("weight_decay", "bias_decay", "decoupled_decay", "patience"):
+            check_finite(f"--{name}", getattr(self, name), low=0)
+        check_finite("--decay_rate", self.decay_rate, low=0, low_inclusive=False, high=1)
+        check_finite("--validation_fraction", self.validation_fraction, low=0, high=0.5, low_inclusive=False,
+                     high_inclusive=False)
+        if not check_finite("--y_max", self.y_max) > check_finite("--y_min", self.y_min):
+            raise ValueError(f"--y_max must exceed --y_min, got {self.y_min}..{self.y_max}")
         for flag in ("implicit", "side_features"):
             if getattr(self, flag) and self.model != "cf":
                 raise ValueError(f"{flag} is a cf option; {self.model} has no such term")
+
+    def check(self) -> RatingConfig:
+        """The config, validated (construction already validates; kept for callers that chain it)."""
         return self
 
 

@@ -60,21 +60,6 @@ class RecommenderContract:
             assert [r.score for r in first] == pytest.approx([r.score for r in again], rel=1e-5, abs=1e-6)
 
 
-class RatingModelContract(RecommenderContract):
-    """The contract for a rating model (`movielens.rating`): set `config`, and `rank_by` / `backend`."""
-
-    config: rating.RatingConfig
-    rank_by = "rating"
-    backend = "auto"
-
-    def build(self, data, split, tmp_path, reload=False):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("MOVIELENS_MODELS_DIR", str(tmp_path / "contract_models"))
-            trained = rating.train_or_load(self.config, data, split, verbose=0)
-            assert trained.loaded == reload
-        return rating.EmbeddingRecommender(trained, data, split.train, rank_by=self.rank_by, backend=self.backend)
-
-
 def assert_reloads_identically(trained, data, split, monkeypatch) -> None:
     """Loading `trained` from its saved_models/ gives the same metrics and bit-identical test predictions."""
     monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
@@ -86,14 +71,14 @@ def assert_reloads_identically(trained, data, split, monkeypatch) -> None:
 
 
 def assert_cli_recommends_unseen(args, data, capsys, user: str = "7", k: int = 5) -> None:
-    """`experiments.recommend <args> --user_id` prints k titles, none of them a movie the user rated in
-    training (the CLI's default random 90/10 split, seed 42)."""
+    """`experiments.recommend <args> --user_id` prints k titles, none of them a movie the user rated anywhere
+    in the data (train, validation or test)."""
     from experiments import recommend as recommend_cli
 
     assert recommend_cli.main([*args, "--user_id", user, "--k", str(k)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line[:4].strip().rstrip(".").isdigit()]
     assert len(lines) == k
-    history = UserHistory(random_split(data, (0.9, 0.1), seed=42).train)
+    history = UserHistory(data.ratings)
     seen_titles = set(data.movies.set_index("movie_id").loc[history.seen_movies(user), "movie_title"])
     assert not any(line.split(". ", 1)[1].rsplit("  [", 1)[0] in seen_titles for line in lines)
 

@@ -12,7 +12,6 @@ from movielens import rating
 from movielens.models.autorec import ItemAutoRec, rating_matrix
 from tests.conftest import train_on_planted_ratings
 from tests.contract import (
-    RatingModelContract,
     assert_cli_recommends_unseen,
     assert_recovers_planted_ratings,
     assert_reloads_identically,
@@ -103,18 +102,14 @@ def test_cf_only_terms_are_rejected():
         rating.default_config("autorec", side_features=True)
 
 
-class TestAutoRecContract(RatingModelContract):
-    config = rating.default_config("autorec", **{**FAST, "epochs": 3})
-
-
 def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolated_caches):
     data, folder = rating_data_folder
     args = ["--model", "autorec", "--data_dir", str(folder), "--epochs", "3", "--n_factors", "16", "--quiet"]
     assert run_cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "autorec on ML-100K" in out and "saved to" in out and "test MSE" in out
+    assert "[autorec] its own protocol: test_rmse" in out and "| autorec | rating |" in out
     assert run_cli.main(args) == 0
-    assert "loaded from" in capsys.readouterr().out
+    assert "| loaded |" in capsys.readouterr().out
     assert_cli_recommends_unseen(args, data, capsys)
     assert recommend_cli.main([*args, "--user_id", "99999"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown user id '99999'")

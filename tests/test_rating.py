@@ -10,15 +10,11 @@ import tensorflow as tf
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
 from movielens import embedding_plot, evaluation, rating
+from movielens.cli import flag_name as rating_flag
 from movielens.data.splits import random_split
 from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
 from tests.conftest import RATING_SPEC, train_on_planted_ratings
-from tests.contract import (
-    RatingModelContract,
-    assert_cli_recommends_unseen,
-    assert_recovers_planted_ratings,
-    assert_reloads_identically,
-)
+from tests.contract import assert_cli_recommends_unseen, assert_recovers_planted_ratings, assert_reloads_identically
 
 SPEC = RATING_SPEC
 FAST = {"epochs": 20, "batch_size": 256, "learning_rate": 0.03, "patience": 3, "n_factors": 16,
@@ -67,23 +63,34 @@ def test_save_and_load_give_identical_predictions(planted, monkeypatch):
 
 
 def test_rating_ranking_matches_predicted_ratings(planted):
+    """The family's scorer (query . candidate) orders a known user's movies by predicted rating."""
+    from movielens.families.histories import Histories
+    from movielens.families.rating import DotProductScorer
+
     _, _, split, trained = planted
-    user = trained.vocabulary.encode_users([split.train["user_id"].iloc[0]])
-    scores = rating.score_matrix(trained, "rating", user)[0]
+    user_id = split.train["user_id"].iloc[0]
+    scorer = DotProductScorer(trained.model, split.vocabulary, trained.config)
+    scores = (scorer.queries(Histories.from_frame(split.train, split.vocabulary, [user_id]))
+              @ scorer.candidates().T)[0]
     movies = np.arange(1, trained.vocabulary.num_movies)
+    user = trained.vocabulary.encode_users([user_id])
     ratings = rating.predict_ratings(trained.model, np.repeat(user, len(movies)), movies)
     assert np.array_equal(np.argsort(-scores, kind="stable")[:10], np.argsort(-ratings, kind="stable")[:10])
 
 
 def test_config_rejects_bad_values():
-    with pytest.raises(ValueError, match="valid: cf, knn"):
+    with pytest.raises(ValueError, match="valid: cf, autorec"):
         rating.default_config("svd")
     with pytest.raises(ValueError, match="valid: one_cycle"):
         rating.default_config("cf", schedule="warm")
     with pytest.raises(ValueError, match="unknown RatingConfig keys"):
         rating.default_config("cf", factors=3)
-    config = rating.default_config("knn")
-    assert config.patience == 10 and len(config.hidden_units) == 3
+    for flag, value in (("learning_rate", float("nan")), ("learning_rate", -1.0), ("epochs", 0),
+                        ("batch_size", -5), ("validation_fraction", 0.7)):
+        with pytest.raises(ValueError, match=f"--{rating_flag(flag)} must be"):
+            rating.default_config("cf", **{flag: value})
+    config = rating.default_config("autorec")
+    assert config.patience == 20 and config.n_factors == 500
     assert rating.RatingConfig.from_dict(config.to_dict()) == config
 
 
@@ -140,19 +147,20 @@ CLI_FAST = ["--epochs", "4", "--batch_size", "512", "--n_factors", "8", "--quiet
 def test_cli_trains_then_loads_and_recommends(rating_data_folder, capsys, isolated_caches):
     data, folder = rating_data_folder
     args = ["--model", "cf", "--data_dir", str(folder), *CLI_FAST]
-    assert run_cli.main([*args, "--ranking", "--plot"]) == 0
-    out = capsys.readouterr().out
-    assert "saved to" in out and "test MSE" in out and "carved out of train" in out
-    assert "Recall@10" in out and "cosine" in out
-    assert list((isolated_caches / "reports").glob("embeddings-cf-100k-pca-rating.html"))
     assert run_cli.main(args) == 0
-    assert "loaded from" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[cf] its own protocol: test_rmse" in out and "| ease | baseline |" in out
+    assert [line for line in out.splitlines() if line.startswith("| cf | rating |")][0].endswith("| trained |")
+    assert list((isolated_caches / "reports").glob("run-cf-100k-random-*/embeddings-cf.html"))
+    assert run_cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("| cf | rating |")][0].endswith("| loaded |")
 
     assert_cli_recommends_unseen(args, data, capsys)
 
     assert recommend_cli.main([*args, "--similar_to", "the matrix"]) == 0
     out = capsys.readouterr().out
-    assert "most similar to Matrix, The" in out and out.count("\n") == 11
+    assert "who liked Matrix, The" in out and len([x for x in out.splitlines() if x[:4].strip(". ").isdigit()]) == 10
 
     # Bad input (with the trained model in place): one clear line, exit code 2.
     assert recommend_cli.main([*args, "--user_id", "99999"]) == 2
@@ -179,10 +187,6 @@ def test_real_fold_files_map_onto_ml100k(shared_datasets):
     data = load_movielens("100k", data_dir=shared_datasets)
     split = rating.fold_split(data, shared_datasets / "ml-100k", "u1")
     assert (len(split.train), len(split.test)) == (80_000, 20_000)
-
-
-class TestCFContract(RatingModelContract):
-    config = rating.default_config("cf", epochs=3, n_factors=8, batch_size=128)
 
 
 def _train_planted(monkeypatch, tmp_path, epochs: int, **overrides):
@@ -281,11 +285,11 @@ def test_side_features_variant_exports_consistent_tables_and_reloads(monkeypatch
 
 def test_bad_title_or_user_fails_before_any_training(synthetic, tmp_path, monkeypatch, capsys):
     from experiments import recommend as recommend_cli
-    from movielens import rating as rating_module
+    from movielens import experiment
     from movielens.data.synthetic import write_grouplens
 
     folder = write_grouplens(synthetic[0], tmp_path / "ml-100k", "100k")
-    monkeypatch.setattr(rating_module, "train_or_load", lambda *a, **k: pytest.fail("trained before checking input"))
+    monkeypatch.setattr(experiment, "train_or_load", lambda *a, **k: pytest.fail("trained before checking input"))
     base = ["--dataset", "100k", "--data_dir", str(folder), "--data_source", "local"]
     assert recommend_cli.main(["--model", "cf", "--similar_to", "Matrix (2099)", *base]) == 2
     assert "Closest matches: Matrix, The" in capsys.readouterr().err

@@ -100,6 +100,19 @@ class RatingFamily(Family):
     def load(self, config, context, model_dir):
         return rating.load_model(config, context.data, context.split, model_dir)
 
+    def report_extras(self, trained, folder, plots: bool = True) -> list[str]:
+        """A 2-D picture of the movie vectors (PCA), coloured by average rating, titles on hover."""
+        if not plots:
+            return []
+        from movielens import embedding_plot
+
+        context = trained.context
+        figure = embedding_plot.embedding_figure(context.split.vocabulary.movie_ids,
+                                                 np.asarray(trained.state.movie_vectors())[1:], context.data.movies,
+                                                 context.split.train, "rating", "pca")
+        path = embedding_plot.write_embedding_plot(figure, f"embeddings-{self.name}", folder)
+        return [f"[{self.name}] movie embeddings (PCA): {path}"]
+
     def scorer(self, state, config, context: Context):
         return DotProductScorer(state, context.split.vocabulary, config)
 

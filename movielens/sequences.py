@@ -225,19 +225,20 @@ def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
-def shifted_dataset(windows: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+def shifted_dataset(windows: np.ndarray, batch_size: int, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
     """tf.data pipeline of next-item pairs (SASRec): input = window[:-1], target = window[1:].
 
     windows: int32 [n, max_len + 1] left-padded (e.g. `training_windows(sequences, max_len + 1)`).
     Yields ({"items": int32 [B, l]}, targets int32 [B, l]), l <= max_len varying per batch (length
     bucketing, see `length_bucketed_batches`); targets are PAD exactly where the input is PAD
     (left padding), so those positions carry no loss. Batch order changes every epoch,
-    deterministically given `seed` (epoch e uses seed (seed, e)).
+    deterministically given `seed` (epoch e uses seed (seed, e)); `first_epoch` makes a resumed run
+    continue with the batches an uninterrupted one would have seen.
     """
     windows = np.ascontiguousarray(windows, np.int32)
     if windows.ndim != 2 or windows.shape[1] < 2:
         raise ValueError(f"need windows of at least 2 items, got shape {windows.shape}")
-    epoch = [0]
+    epoch = [first_epoch]
 
     def _batches():
         rng = np.random.default_rng([seed, epoch[0]])

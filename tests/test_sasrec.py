@@ -88,13 +88,26 @@ def test_losses_are_finite_and_ignore_padding(loss):
     targets = tf.constant([[0, 3, 4, 5, 6], [2, 3, 4, 5, 6]], tf.int32)
     value = float(model.compute_loss(({"items": items}, targets)))
     assert np.isfinite(value) and value > 0
-    if loss == "ce":  # mean over the 7 real positions of the full softmax cross-entropy
+    if loss == "ce":  # mean over the 8 real positions of the full softmax cross-entropy
         hidden = model({"items": items}).numpy()
         logits = hidden @ model.item_vectors().numpy().T
         log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         real = items.numpy() != 0
         expected = -np.mean(np.take_along_axis(log_probs, targets.numpy()[..., None] - 1, -1)[..., 0][real])
         assert value == pytest.approx(expected, rel=1e-5)
+    else:  # the same negatives again (generator state rewound): -beta log s(pos) - sum log s(-neg), mean
+        state = model.negative_generator.state.numpy()
+        states = tf.boolean_mask(model({"items": items}), items != 0)
+        labels = tf.boolean_mask(targets, items != 0) - 1
+        value = float(model.gbce_loss(states, labels))
+        model.negative_generator.state.assign(state)
+        negatives = model.negative_generator.uniform([8, 8], 0, 30, dtype=tf.int32).numpy()
+        logits = states.numpy() @ model.item_vectors().numpy().T
+        positive = logits[np.arange(8), labels.numpy()]
+        negative = np.take_along_axis(logits, negatives, 1)
+        log_sigmoid = lambda x: -np.logaddexp(0.0, -x)  # noqa: E731
+        expected = np.mean(-model.beta * log_sigmoid(positive) - log_sigmoid(-negative).sum(-1))
+        assert model.beta == pytest.approx(gbce_beta(8, 30, 0.75)) and value == pytest.approx(expected, rel=1e-5)
 
 
 # --- planted series, through train_sequential ----------------------------------------------------------------

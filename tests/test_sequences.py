@@ -178,3 +178,5 @@ def test_shifted_dataset_batch_order_changes_per_epoch_but_repeats_per_seed():
     epoch2 = [f["items"].numpy().tolist() for f, _ in first]
     again = [f["items"].numpy().tolist() for f, _ in shifted_dataset(windows, 8, seed=1)]
     assert epoch1 == again and epoch1 != epoch2
+    resumed = [f["items"].numpy().tolist() for f, _ in shifted_dataset(windows, 8, seed=1, first_epoch=1)]
+    assert resumed == epoch2

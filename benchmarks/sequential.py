@@ -1,0 +1,184 @@
+"""Benchmark: SASRec / gSASRec next-movie quality and training time, beside BERT4Rec's committed figures.
+
+Protocol (the same as benchmarks/bert4rec.py): GroupLens files from `../shared/datasets`
+(ml-100k/, ml-1m-half/ = the first 487,650 ML-1M ratings, users 1–2999: labelled
+"ML-1M (users 1–2999)", never "ML-1M"). All ratings are implicit interactions;
+leave-last-out split (per user: test = last movie, validation = second-to-last, train = the
+rest). Full ranking on the test movie: the target among all movies rated in training, the
+input history excluded (HR@10, NDCG@10, ...); a test movie never rated in training counts
+as a miss. The sampled-100 figures (popularity-sampled negatives) are only for comparison
+with published sampled numbers. Hyperparameters are chosen on validation NDCG@10 only
+(each run records its validation curve); test figures are reported once per setting.
+Training stops by early stopping on validation NDCG@10 (best weights kept) or after the
+epoch that crosses `time_budget_minutes` of this run. Seconds are wall-clock on this
+shared 2-core machine; `load` records os.getloadavg() at the start, the end and the mean
+of the per-epoch 1-minute load while training (other agents' jobs share the cores).
+
+Writes benchmarks/results/sequential.json (runs keyed "<model>-<dataset>[-<tag>]") and
+prints a markdown table with BERT4Rec's figures from benchmarks/results/bert4rec.json.
+
+    nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 100k --time_budget_minutes 10
+    nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 1m-half --time_budget_minutes 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import movielens  # noqa: F401  (environment first)
+from benchmarks.bert4rec import DATASETS, timings
+from benchmarks.common import machine
+from movielens import paths
+from movielens.io import atomic_write_json, read_json
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sequential.json"
+PROGRESS = RESULTS.with_name("sequential.progress.json")
+BERT4REC_RESULTS = RESULTS.with_name("bert4rec.json")
+# The issue's targets (leave-last-out, full ranking, test).
+EASE_100K = {"model": "EASE lambda 500, ML-100K leave-last-out (figure from the issue)", "hr@10": 0.145,
+             "ndcg@10": 0.074}
+TARGETS = {
+    "1m-half": {"hr@10": 0.30, "ndcg@10": 0.17, "minutes": 30.0},
+    "100k": {"ndcg@10": round(1.3 * EASE_100K["ndcg@10"], 4)},
+}
+ANCHORS = {
+    "gSASRec, Petrov & Macdonald RecSys 2023 (full ML-1M)": {"hr@10": 0.300, "ndcg@10": 0.173},
+    "BERT4Rec, Petrov & Macdonald RecSys 2022 replication (full ML-1M)": {"hr@10": 0.282, "ndcg@10": 0.152},
+}
+MODEL_FLAGS = ("max_len", "hidden_dim", "num_layers", "num_heads", "dropout", "loss", "num_negatives", "gbce_t")
+TRAINING_FLAGS = ("batch_size", "learning_rate", "warmup_steps", "epochs", "evaluate_every", "patience",
+                  "window_stride")
+
+
+def _progress_callback(name: str, loads: list):
+    import tensorflow as tf
+
+    class _Progress(tf.keras.callbacks.Callback):
+        """Writes the epochs so far to sequential.progress.json and samples the machine load per epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            loads.append(os.getloadavg()[0])
+            state = read_json(PROGRESS) if PROGRESS.is_file() else {}
+            state[name] = {"epoch": epoch + 1, "elapsed_seconds": time.perf_counter() - self.started,
+                           "load_1min": loads[-1], "logs": {k: float(v) for k, v in (logs or {}).items()}}
+            atomic_write_json(PROGRESS, state)
+
+    return _Progress()
+
+
+def run_one(dataset: str, shared: Path, model_overrides: dict, training_overrides: dict, retrain: bool,
+            name: str) -> dict:
+    from movielens.data import load_movielens, make_split
+    from movielens.models.sasrec import SasRecConfig
+    from movielens.sequential import SasRecTrainingConfig, train_sequential
+
+    variant, folder, label = DATASETS[dataset]
+    data = load_movielens(variant, data_dir=shared / folder, source="local")
+    split = make_split(data, "leave_last_out")
+    training = SasRecTrainingConfig(**training_overrides)
+    loads: list[float] = []
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    trained = train_sequential(data, split, "sasrec", SasRecConfig(**model_overrides), training, seed=42,
+                               retrain=retrain, verbose=2, callbacks=[_progress_callback(name, loads)])
+    wall = time.perf_counter() - started
+    metrics = trained.metrics
+    entry = {
+        "model": f"SASRec ({trained.config.loss})", "dataset": label, "split": "leave_last_out",
+        "protocol": "full ranking of the test (last) movie, input history excluded",
+        "users": metrics.get("test_users"), "items": metrics.get("n_items"),
+        "training_windows": metrics.get("n_windows"),
+        "model_config": trained.config.to_dict(), "model_overrides": model_overrides,
+        "training_config": training.to_dict(),
+        "saved_model": str(trained.model_dir.path), "from_cache": trained.loaded,
+        "wall_seconds_this_invocation": wall,
+        "load": {"at_start": list(load_start), "at_end": list(os.getloadavg()),
+                 "mean_1min_during_training": sum(loads) / len(loads) if loads else None,
+                 "cpus": os.cpu_count()},
+        "full_ranking": {k[len("test_"):]: v for k, v in metrics.items()
+                         if k.startswith("test_") and "sampled" not in k and k != "test_users"},
+        "sampled100_popularity": {k[len("test_sampled100_"):]: v for k, v in metrics.items()
+                                  if k.startswith("test_sampled100_")},
+        **timings(trained.history),
+    }
+    target = TARGETS.get(dataset, {})
+    full = entry["full_ranking"]
+    checks = {f"{k} >= {v}": full.get(k, 0.0) >= v for k, v in target.items() if k != "minutes"}
+    if "minutes" in target:
+        checks[f"trained within {target['minutes']} minutes"] = entry["train_seconds"] <= 60 * target["minutes"] * 1.05
+    entry["targets"] = {"checks": checks, "all_met": all(checks.values())}
+    return entry
+
+
+def bert4rec_rows() -> list[dict]:
+    if not BERT4REC_RESULTS.is_file():
+        return []
+    rows = []
+    for entry in read_json(BERT4REC_RESULTS).get("runs", {}).values():
+        rows.append({"model": "BERT4Rec (bert4rec.json)", **entry})
+    return rows
+
+
+def table(results: dict) -> str:
+    lines = ["| model | data (leave-last-out) | HR@10 full | NDCG@10 full | best val NDCG@10 | epochs (best) | "
+             "s/epoch | train min | min to best | mean load |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for entry in [*results["runs"].values(), *bert4rec_rows()]:
+        full = entry["full_ranking"]
+        load = (entry.get("load") or {}).get("mean_1min_during_training")
+        lines.append(
+            f"| {entry['model']} | {entry['dataset']} | {full.get('hr@10', float('nan')):.4f} "
+            f"| {full.get('ndcg@10', float('nan')):.4f} | {entry.get('best_val_ndcg@10') or float('nan'):.4f} "
+            f"| {entry['epochs_run']} ({entry['best_epoch']}) | {entry['seconds_per_epoch'] or float('nan'):.1f} "
+            f"| {entry['train_seconds'] / 60:.1f} | {(entry['time_to_best_seconds'] or 0) / 60:.1f} "
+            f"| {'' if load is None else f'{load:.1f}'} |")
+    lines.append(f"\nEASE (issue): {EASE_100K}; targets: {TARGETS}")
+    for name, figures in ANCHORS.items():
+        lines.append(f"Published: {name}: {figures}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--time_budget_minutes", type=float, default=30.0, help="training budget per run")
+    parser.add_argument("--tag", default="", help="suffix of the run's key (e.g. a hyperparameter trial)")
+    parser.add_argument("--retrain", action="store_true")
+    for flag in (*MODEL_FLAGS, *TRAINING_FLAGS):
+        kind = str if flag == "loss" else (float if flag in ("dropout", "gbce_t", "learning_rate") else int)
+        parser.add_argument(f"--{flag}", type=kind, default=None, help="default: SasRecConfig / SasRecTrainingConfig")
+    args = parser.parse_args(argv)
+    shared = paths.shared_datasets_dir()
+    if shared is None:
+        print("../shared/datasets is absent: nothing to benchmark", file=sys.stderr)
+        return 1
+    model_overrides = {f: getattr(args, f) for f in MODEL_FLAGS if getattr(args, f) is not None}
+    training_overrides = {f: getattr(args, f) for f in TRAINING_FLAGS if getattr(args, f) is not None}
+    training_overrides["time_budget_minutes"] = args.time_budget_minutes
+    training_overrides.setdefault("epochs", 400)  # the budget and early stopping end the run
+    results = read_json(RESULTS) if RESULTS.is_file() else {}
+    results.update({"protocol": __doc__.split("Writes")[0].strip(), "anchors": ANCHORS, "ease_100k": EASE_100K,
+                    "targets": TARGETS, "machine": machine()})
+    results.setdefault("runs", {})
+    for dataset in args.datasets:
+        loss = model_overrides.get("loss", "ce")
+        name = "-".join(p for p in (f"sasrec_{loss}", dataset, args.tag) if p)
+        entry = run_one(dataset, shared, model_overrides, training_overrides, args.retrain, name)
+        # Re-read before writing: another invocation may have added runs meanwhile (trials run side by side).
+        if RESULTS.is_file():
+            results["runs"] = {**read_json(RESULTS).get("runs", {}), **results["runs"]}
+        results["runs"][name] = entry
+        atomic_write_json(RESULTS, results)  # after every run, so a stop keeps what is done
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

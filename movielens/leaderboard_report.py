@@ -107,18 +107,40 @@ def _table(board: Leaderboard) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+SECTIONS = {
+    "ndcg": ("Who recommends best", "Test NDCG@10 and Recall@10 per model; the whiskers are 95% intervals from "
+             "resampling users. Colours: grey = baselines, blue = retrieval, green = sequential, orange = rating."),
+    "curves": ("Training curves", "Each trained model's validation metric per epoch; the weights of the best "
+               "epoch are the ones tested. Dashed lines: the baselines on the same validation part."),
+    "recall": ("How deep the hits are", "Recall@K for K = 10 to 100: a curve above another finds more of the "
+               "held-out movies at every list length."),
+    "popularity": ("What gets recommended", "How popular the recommended movies are, and how much of the catalogue "
+                   "appears in anyone's top 10: a model can score well by recommending only blockbusters."),
+    "features": ("Two-tower feature sets", "The two-tower models of this run side by side with the baselines."),
+}
+
+
+def _section(key: str, figures: list, first: bool) -> str:
+    title, text = SECTIONS[key]
+    body = "".join(_figure_html(figure, first and i == 0) for i, figure in enumerate(figures))
+    return f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>{body}"
+
+
 def leaderboard_html(board: Leaderboard) -> str:
-    figures = [_bars(board, "ndcg@10", "Test NDCG@10 with 95% per-user bootstrap intervals"),
-               _bars(board, "recall@10", "Test Recall@10 with 95% per-user bootstrap intervals")]
+    sections = [_section("ndcg", [_bars(board, "ndcg@10", "Test NDCG@10 with 95% per-user bootstrap intervals"),
+                                  _bars(board, "recall@10", "Test Recall@10 with 95% per-user bootstrap intervals")],
+                         first=True)]
     curves = _curves(board)
     if curves is not None:
-        figures.append(curves)
-    figures += [_recall_curve(board), _popularity(board)]
+        sections.append(_section("curves", [curves], False))
+    sections += [_section("recall", [_recall_curve(board)], False),
+                 _section("popularity", [_popularity(board)], False)]
     two_tower = [r for r in board.rows if r.family == "two_tower"]
     if len(two_tower) > 1:
-        figures.append(_bars(board, "ndcg@10", "Two-tower feature sets: test NDCG@10 (95% intervals)",
-                             two_tower + [r for r in board.rows if r.kind == "baseline"]))
-    parts = [_figure_html(figure, i == 0) for i, figure in enumerate(figures)]
+        sections.append(_section("features", [_bars(board, "ndcg@10", "Two-tower feature sets: test NDCG@10 (95% "
+                                                    "intervals)", two_tower + [r for r in board.rows
+                                                                               if r.kind == "baseline"])], False))
+    parts = sections
     notes = html.escape(board.markdown().split("\n\n", 1)[1]).replace("\n", "<br>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>MovieLens leaderboard</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:1300px} table{border-collapse:collapse;font-size:13px}"

@@ -145,10 +145,13 @@ class RankingEvaluator:
     candidates; the user's training movies are excluded (a held-out movie is never excluded).
     The targets, seen sets and query inputs are prepared once; calling it ranks with the model's current
     weights (cheap enough to run every epoch). Keys: recall@k, ndcg@10, users_evaluated (with `prefix`).
+
+    as_unknown_users: query every user as someone not in the data (user index 0, the unknown slot) with
+      their training movies as the given history: how well a history model serves new people.
     """
 
     def __init__(self, tables: FeatureTables, split, part: str = "test", ks: Sequence[int] = (10, 100),
-                 prefix: str = "", batch_size: int = 1024):
+                 prefix: str = "", batch_size: int = 1024, as_unknown_users: bool = False):
         if part not in ("test", "validation"):
             raise ValueError(f"part must be 'test' or 'validation', got {part!r}")
         self.tables, self.ks, self.prefix, self.batch_size = tables, tuple(ks), prefix, batch_size
@@ -163,12 +166,14 @@ class RankingEvaluator:
         self.seen = ItemSets.from_pairs(train["user_id"].map(user_row).to_numpy(),
                                         tables.movie_rows(train["movie_id"]), len(self.users))
         self.user_index, self.timestamps = queries.inputs(self.users) if len(self.users) else (None, None)
+        self.as_unknown_users = bool(as_unknown_users)
 
     def query_embeddings(self, model) -> np.ndarray:
         histories = None
         if uses_history(model):
             histories = self.tables.user_histories(self.user_index, length=model.query_tower.history_length)
-        return query_embeddings(model, self.user_index, self.timestamps, histories)
+        users = np.zeros_like(self.user_index) if self.as_unknown_users else self.user_index
+        return query_embeddings(model, users, self.timestamps, histories)
 
     def __call__(self, model) -> dict[str, float]:
         if not len(self.users):  # e.g. a temporal split whose test users have no training ratings

@@ -67,7 +67,9 @@ class TwoTowerConfig(Config):
 
     Attributes:
       features: optional features, sorted in registry order (() = id-only baseline).
-      layer_sizes: dense stack of each tower (ReLU between, last linear); () = embeddings only.
+      layer_sizes: dense stack of each tower (ReLU between, last linear); () = embeddings only; None (the
+        default) = `dense_layers()`: none for the id-only model, one linear layer of `embedding_size` when
+        there are side features (both towers must end in the same size).
       constant_movie_length: use the default runtime for every movie instead of the provider's.
       num_epochs: the most epochs; with `patience` training stops earlier (see the module docstring).
       sampling_correction: logQ correction of the in-batch softmax with each movie's share of the
@@ -85,9 +87,9 @@ class TwoTowerConfig(Config):
     """
 
     features: tuple[str, ...] = ()
-    num_epochs: int = 30
+    num_epochs: int = 40
     embedding_size: int = 64
-    layer_sizes: tuple[int, ...] = (64,)
+    layer_sizes: tuple[int, ...] | None = None
     batch_size: int = 512
     learning_rate: float = 0.05
     optimizer: str = "adagrad"
@@ -97,18 +99,24 @@ class TwoTowerConfig(Config):
     timestamp_buckets: int = TIMESTAMP_BUCKETS
     sampling_correction: bool = True
     remove_accidental_hits: bool = True
-    temperature: float = 1.0
-    l2: float = 0.0
+    temperature: float = 2.0
+    l2: float = 1e-3
     history_length: int = HISTORY_LENGTH
     unknown_user_rate: float = 0.0
     patience: int = 3
+
+    def dense_layers(self) -> tuple[int, ...]:
+        """The dense stack in use: `layer_sizes`, or when None, () for id-only and (embedding_size,) otherwise."""
+        if self.layer_sizes is not None:
+            return tuple(int(s) for s in self.layer_sizes)
+        return (self.embedding_size,) if self.features else ()
 
     def __post_init__(self):
         for name in ("num_epochs", "embedding_size", "batch_size", "validation_freq", "timestamp_buckets",
                      "history_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if any(int(s) < 1 for s in self.layer_sizes):
+        if any(int(s) < 1 for s in self.layer_sizes or ()):
             raise ValueError(f"layer_sizes must be positive, got {list(self.layer_sizes)}")
         for name in ("learning_rate", "temperature"):
             if not getattr(self, name) > 0:
@@ -227,14 +235,14 @@ class MovieLensTrainer:
 
     def __init__(self, dataset, split, num_epochs: int = _DEFAULTS.num_epochs,
                  embedding_size: int = _DEFAULTS.embedding_size,
-                 layer_sizes: Sequence[int] = _DEFAULTS.layer_sizes,
+                 layer_sizes: Sequence[int] | None = _DEFAULTS.layer_sizes,
                  additional_feature_sets: Iterable[Sequence[str]] = ((),),
                  retrain: bool = False, batch_size: int = _DEFAULTS.batch_size,
                  learning_rate: float = _DEFAULTS.learning_rate, optimizer: str = _DEFAULTS.optimizer,
                  seed: int = 42, validation_freq: int = 1, *,
                  movie_length_config=None, constant_movie_length: bool = False,
                  models_root: str | Path | None = None, jit_compile: bool = False, verbose: int = 2,
-                 timestamp_buckets: int = TIMESTAMP_BUCKETS, steps_per_execution: int = STEPS_PER_EXECUTION,
+                 timestamp_buckets: int = _DEFAULTS.timestamp_buckets, steps_per_execution: int = STEPS_PER_EXECUTION,
                  sampling_correction: bool = _DEFAULTS.sampling_correction,
                  remove_accidental_hits: bool = _DEFAULTS.remove_accidental_hits,
                  temperature: float = _DEFAULTS.temperature, l2: float = _DEFAULTS.l2,
@@ -251,7 +259,7 @@ class MovieLensTrainer:
             raise ValueError("additional_feature_sets is empty; give at least one set (None = id-only baseline)")
         self.base_config = TwoTowerConfig(
             num_epochs=int(num_epochs), embedding_size=int(embedding_size),
-            layer_sizes=tuple(int(s) for s in layer_sizes), batch_size=int(batch_size),
+            layer_sizes=None if layer_sizes is None else tuple(int(s) for s in layer_sizes), batch_size=int(batch_size),
             learning_rate=float(learning_rate), optimizer=str(optimizer).lower(), seed=int(seed),
             validation_freq=int(validation_freq), constant_movie_length=bool(constant_movie_length),
             timestamp_buckets=int(timestamp_buckets), sampling_correction=bool(sampling_correction),
@@ -293,26 +301,59 @@ class MovieLensTrainer:
         features = config.features
         label = feature_set_label(features)
         minutes, length_summary = self._movie_minutes(features)
-        tables = fit_feature_tables(self.data, self.split, features, minutes, length_summary,
-                                    config.timestamp_buckets)
         model_dir = ModelDir(readable_name(MODEL_FAMILY, label),
                              {"model": config.to_dict(), "data": data_identity(self.data, self.split, minutes)},
                              root=self.models_root)
+        if model_dir.is_complete() and not self.retrain:
+            model, tables = self.load(config, model_dir, minutes, length_summary)
+            history, metrics = model_dir.read_json("history.json"), model_dir.read_json("metrics.json")
+            if self.verbose:
+                print(f"[{label}] loaded from {model_dir.path} (--retrain to train again)", flush=True)
+            return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, True)
+
+        model_dir.start(self.retrain)
+        model, tables, history, metrics = self.fit(config, model_dir, minutes, length_summary, callbacks=callbacks)
+        save_weights(model, model_dir.weights_prefix)
+        model_dir.write_json("features.json", {
+            "features": list(features), "title_vocabulary_size": len(tables.title_vocabulary),
+            "timestamp_buckets": len(tables.timestamp_boundaries) + 1, "num_users": tables.num_users,
+            "num_movies": tables.num_movies, "num_candidates": tables.num_candidates,
+            "movie_length": tables.length_summary})
+        model_dir.finish(history, metrics)
+        return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, False)
+
+    def build(self, config: TwoTowerConfig, movie_minutes: np.ndarray | None = None, length_summary: str = ""
+              ) -> tuple[tf.keras.Model, FeatureTables]:
+        """The feature tables (fitted on the split's train part) and the compiled, seeded, untrained model."""
+        tables = fit_feature_tables(self.data, self.split, config.features, movie_minutes, length_summary,
+                                    config.timestamp_buckets)
         tf.keras.utils.set_random_seed(config.seed)
-        model = build_two_tower(features, tables, config.embedding_size, config.layer_sizes,
+        model = build_two_tower(config.features, tables, config.embedding_size, config.dense_layers(),
                                 sampling_correction=config.sampling_correction,
                                 remove_accidental_hits=config.remove_accidental_hits,
                                 temperature=config.temperature, history_length=config.history_length, l2=config.l2,
                                 unknown_user_rate=config.unknown_user_rate)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=self.jit_compile,
                       steps_per_execution=self.steps_per_execution)
-        if model_dir.is_complete() and not self.retrain:
-            load_weights(model, model_dir.weights_prefix)
-            history, metrics = model_dir.read_json("history.json"), model_dir.read_json("metrics.json")
-            if self.verbose:
-                print(f"[{label}] loaded from {model_dir.path} (--retrain to train again)", flush=True)
-            return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, True)
+        return model, tables
 
+    def load(self, config: TwoTowerConfig, model_dir: ModelDir, movie_minutes: np.ndarray | None = None,
+             length_summary: str = "") -> tuple[tf.keras.Model, FeatureTables]:
+        """(model, tables) of a trained model from `model_dir.weights_prefix` (nothing is trained)."""
+        model, tables = self.build(config, movie_minutes, length_summary)
+        load_weights(model, model_dir.weights_prefix)
+        return model, tables
+
+    def fit(self, config: TwoTowerConfig, model_dir: ModelDir, movie_minutes: np.ndarray | None = None,
+            length_summary: str = "", *, callbacks: Sequence[tf.keras.callbacks.Callback] = ()
+            ) -> tuple[tf.keras.Model, FeatureTables, dict, dict]:
+        """Trains `config` on the split (checkpoints in `model_dir.checkpoint_dir`, resumed after an interruption;
+        early stopping on validation NDCG@10, best epoch kept). Saves nothing else.
+
+        Returns (model, tables, history, metrics) with the test metrics of `final_metrics`.
+        """
+        label = feature_set_label(config.features)
+        model, tables = self.build(config, movie_minutes, length_summary)
         if self.verbose:
             stop = f", early stopping on {MONITOR} (patience {config.patience})" if config.patience else ""
             print(f"[{label}] training up to {config.num_epochs} epochs{stop} -> {model_dir.path}", flush=True)
@@ -321,8 +362,7 @@ class MovieLensTrainer:
             if self.verbose:
                 print(SELECTION_ON_TEST_WARNING, flush=True)
             else:
-                warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=2)
-        model_dir.start(self.retrain)
+                warnings.warn(SELECTION_ON_TEST_WARNING, stacklevel=3)
         train = encode_examples(self.split.train, self.split, tables)
         started = time.perf_counter()
         history = fit_resumable(
@@ -334,14 +374,7 @@ class MovieLensTrainer:
         train_seconds = time.perf_counter() - started
         metrics = self.final_metrics(model, tables, history)
         metrics["train_seconds_this_run"] = train_seconds
-        save_weights(model, model_dir.weights_prefix)
-        model_dir.write_json("features.json", {
-            "features": list(features), "title_vocabulary_size": len(tables.title_vocabulary),
-            "timestamp_buckets": len(tables.timestamp_boundaries) + 1, "num_users": tables.num_users,
-            "num_movies": tables.num_movies, "num_candidates": tables.num_candidates,
-            "movie_length": tables.length_summary})
-        model_dir.finish(history, metrics)
-        return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, False)
+        return model, tables, history, metrics
 
     def validation_evaluator(self, tables: FeatureTables):
         """evaluate(model) -> validation metrics of one epoch: per-user ranking (seen excluded; val_ndcg@10,

@@ -194,7 +194,7 @@ def test_history_given_directly_serves_unknown_users(synthetic):
     assert out.shape == (4, 8) and np.isfinite(out).all()
     # only the last history_length movies count; order inside them does not matter (a mean)
     again = query_embeddings_from_histories(model, tables, [np.array([0, 0, 3, 7, 2, 9]), np.array([2]),
-                                                            np.zeros(0, np.int64), np.array([4])], 
+                                                            np.zeros(0, np.int64), np.array([4])],
                                             timestamps=split.train["timestamp"].max())
     np.testing.assert_allclose(out, again, rtol=1e-5, atol=1e-6)
     assert not np.allclose(out[0], out[1])  # the history matters for an unknown user
@@ -356,13 +356,14 @@ def test_movie_length_uses_the_runtime_provider(synthetic, tmp_path, monkeypatch
 
 
 def test_unknown_user_rate_trains_the_unknown_slot(synthetic, tmp_path):
-    """With unknown_user_rate, slot 0 (people not in the data) is trained; without, it keeps its initial value."""
+    """With unknown_user_rate, slot 0 (people not in the data) is trained; without (and no L2 decay), it keeps
+    its initial value."""
     data, _ = synthetic
     split = random_split(data, (0.8, 0.1, 0.1), seed=42)
     slots = {}
     for rate in (0.0, 0.5):
         trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(8,), additional_feature_sets=[["history"]],
-                                   unknown_user_rate=rate, models_root=tmp_path, **FAST).train_model(["history"])
+                                   unknown_user_rate=rate, l2=0.0, models_root=tmp_path, **FAST).train_model(["history"])
         slots[rate] = trained.model.query_tower.user_embedding.embeddings.numpy()
         inputs = {"user": tf.constant([0, 1], tf.int64), "timestamp": tf.constant([0, 0], tf.int64)}
         np.testing.assert_array_equal(trained.model.query_tower(inputs), trained.model.query_tower(inputs))
@@ -370,3 +371,15 @@ def test_unknown_user_rate_trains_the_unknown_slot(synthetic, tmp_path):
     initial = build_two_tower(("history",), trained.tables, trained.config.embedding_size, (8,))
     np.testing.assert_array_equal(slots[0.0][0], initial.query_tower.user_embedding.embeddings.numpy()[0])
     assert not np.allclose(slots[0.5][0], slots[0.0][0])
+
+
+def test_default_dense_stack_and_load_api(trained_id_only):
+    from movielens.trainer import TwoTowerConfig
+
+    assert TwoTowerConfig().dense_layers() == ()  # id-only: the embeddings themselves
+    assert TwoTowerConfig(features=("timestamp",)).dense_layers() == (TwoTowerConfig().embedding_size,)
+    assert TwoTowerConfig(features=("timestamp",), layer_sizes=(8, 4)).dense_layers() == (8, 4)
+    data, _, split, trained, _ = trained_id_only
+    model, tables = MovieLensTrainer(data, split, verbose=0).load(trained.config, trained.model_dir)
+    np.testing.assert_array_equal(candidate_embeddings(model, tables.num_candidates),
+                                  candidate_embeddings(trained.model, trained.tables.num_candidates))

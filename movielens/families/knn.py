@@ -65,10 +65,11 @@ def build_model(config: KnnConfig, n_items: int, sampling_probability: np.ndarra
 
 
 def vector_options(config: KnnConfig) -> tuple[str, ...]:
-    """The movie vectors compared on validation: all three with `vectors="auto"` (one when the table is shared)."""
+    """The movie vectors compared on validation: the output table and the average of both with `vectors="auto"`
+    (the one table when it is shared)."""
     if config.vectors != "auto":
         return (config.vectors,)
-    return ("output",) if config.shared else ("output", "average", "input")
+    return ("output",) if config.shared else ("output", "average")
 
 
 class Knn(Family):

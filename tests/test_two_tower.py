@@ -383,3 +383,18 @@ def test_default_dense_stack_and_load_api(trained_id_only):
     model, tables = MovieLensTrainer(data, split, verbose=0).load(trained.config, trained.model_dir)
     np.testing.assert_array_equal(candidate_embeddings(model, tables.num_candidates),
                                   candidate_embeddings(trained.model, trained.tables.num_candidates))
+
+
+def test_validation_curves_mark_the_kept_epoch_and_draw_baselines():
+    from movielens.plots import validation_curves
+
+    figure = validation_curves({"a": {"epoch": [1, 2, 3], "val_ndcg@10": [0.1, 0.2, 0.15], "best_epoch": 2},
+                                "b": {"epoch": [1, 2], "val_ndcg@10": [0.05, None]}},
+                               baselines={"popularity": 0.13, "EASE": 0.27})
+    lines = [t for t in figure.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["a", "b"] and list(lines[1].x) == [1]  # epochs without a value skipped
+    kept = [t for t in figure.data if t.name == "a kept"]
+    assert list(kept[0].x) == [2] and list(kept[0].y) == [0.2]
+    assert sorted(shape.y0 for shape in figure.layout.shapes) == [0.13, 0.27]
+    assert all(shape.line.dash == "dash" for shape in figure.layout.shapes)
+    assert {a.text for a in figure.layout.annotations} == {"popularity 0.130", "EASE 0.270"}

@@ -43,8 +43,8 @@ def test_defaults_adapt_to_the_data():
                           [np.ones(n, np.int32) for n in np.arange(100) % 30 + 1])
     adapted = adapt_config(SasRecConfig(), short)
     assert adapted.max_len == 32  # 90th percentile 27.1 -> 28, rounded up to a multiple of 8
-    assert adapted.dropout == 0.5  # fewer than 2,000 users
-    long = UserSequences(np.arange(2500).astype(str).astype(object), [np.ones(900, np.int32)] * 2500)
+    assert adapted.dropout == 0.5  # fewer than 500 users
+    long = UserSequences(np.arange(943).astype(str).astype(object), [np.ones(900, np.int32)] * 943)
     adapted = adapt_config(SasRecConfig(), long)
     assert (adapted.max_len, adapted.dropout) == (200, 0.2)
     assert adapt_config(SasRecConfig(max_len=50, dropout=0.3), long) == SasRecConfig(max_len=50, dropout=0.3)

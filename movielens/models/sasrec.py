@@ -32,11 +32,11 @@ LOSSES = ("ce", "gbce")
 
 @dataclasses.dataclass(frozen=True)
 class SasRecConfig(Config):
-    """Architecture and loss. `max_len` 0 and `dropout` < 0 mean "choose from the data" (`resolve`).
+    """Architecture and loss. `max_len` 0 and `dropout` < 0 mean "choose from the data".
 
     Fixed defaults: hidden 64, 2 blocks, 1 head (SASRec's ML-1M setting has 50-d, 2 blocks, 1 head;
-    64 matches BERT4Rec here). The data-dependent ones are chosen by `movielens.sequential.adapt_config`
-    (documented there).
+    64 matches BERT4Rec here; 128 lost on ML-100K validation). The data-dependent ones are filled by
+    `movielens.sequential.adapt_config` (documented there).
     """
 
     max_len: int = 0            # positions; 0 -> from the training sequence lengths

@@ -79,7 +79,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config: Config, title: str
         kind, many = _type_of(hints[field.name])
         names = [f"--{flag}", *ALIASES.get(flag, ())]
         text = (help_text or {}).get(field.name, "")
-        shown = " ".join(str(v) for v in default) if many else default
+        if default is None:
+            shown = "auto"
+        else:
+            shown = (" ".join(str(v) for v in default) or "none") if many else default
         description = f"{text} (default: {shown if shown != '' else 'none'})".strip()
         if kind is bool:
             group.add_argument(*names, dest=flag, action=argparse.BooleanOptionalAction, default=default,

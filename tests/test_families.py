@@ -24,6 +24,8 @@ FAST = {
     "cf": {"epochs": 15, "refit_full": False},
     "knn": {"epochs": 60},
     "autorec": {"epochs": 15, "n_factors": 32},
+    # The history feature is how a two-tower model serves someone typed in (id-only gives them one list).
+    "two_tower": {"features": ("history",), "num_epochs": 15, "batch_size": 128},
 }
 NOT_PERSONAL = {"popularity"}  # same list for everyone, by design
 

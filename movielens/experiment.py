@@ -53,7 +53,9 @@ def run_experiment(data, split, models: Sequence[tuple[Family, Config]], options
     for row in board.rows:
         headline = {k: row.family_metrics[k] for k in row.trained.family.headline_metrics if k in row.family_metrics}
         if headline:
-            shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items())
+            labels = row.trained.family.headline_labels
+            shown = ", ".join(f"{labels.get(k, k)} {v:.4f}" if isinstance(v, float) else f"{labels.get(k, k)} {v}"
+                              for k, v in headline.items())
             print(f"[{row.label}] its own protocol: {shown}")
     folder = report_folder(paths.reports_dir(), options.command, data.variant, split.name,
                            [row.label for row in board.rows])

@@ -21,25 +21,28 @@ def _run(data_dir, *extra):
 
 
 def test_cli_end_to_end(data_dir, isolated_caches, capsys):
+    """One model per feature set, measured beside popularity and EASE on the same split (random 80/10/10),
+    the tutorial's top-100 as the labelled reproduction figure, one HTML report, recommendations for a user."""
     args = ["--additional_feature_sets", "None", "--additional_feature_sets", "timestamp", "movie_title_text",
             "--generate_recommendations_for_user", "7"]
     assert _run(data_dir, *args) == 0
     out = capsys.readouterr().out
-    assert "validation IS the test split" in out
-    table = [line for line in out.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| feature set") and len(table) == 3
-    assert table[1].startswith("| id_only |") and table[2].startswith("| timestamp+movie_title_text |")
-    assert "seen movies NOT excluded" in out and "TRAINING movies EXCLUDED" in out
-    reports = isolated_caches / "reports"
-    assert (reports / "two_tower-100k-top100-curves.html").is_file()
-    assert (reports / "two_tower-100k-test-metrics.html").is_file()
-    html = (reports / "two_tower-100k-top100-curves.html").read_text()
-    assert "timestamp+movie_title_text" in html and "plotly" in html.lower()
-    assert "User 7:" in out and out.count("top 10 (excluding movies the user rated in training)") == 2
+    table = [line for line in out.splitlines() if line.startswith("| ") and "|---" not in line]
+    assert table[0].startswith("| model | kind | NDCG@10") and len(table) == 5
+    assert [row.split(" | ")[0] for row in table[1:]] == [
+        "| popularity", "| ease", "| two_tower[id_only]", "| two_tower[timestamp+movie_title_text]"]
+    assert "training movies (and validation movies when testing) excluded" in out
+    assert out.count("its own protocol: tutorial top-100 (seen kept)") == 2
+    folders = list((isolated_caches / "reports").glob("run-two_tower-100k-random-*"))
+    assert len(folders) == 1
+    html = (folders[0] / "report.html").read_text()
+    assert "two_tower[timestamp+movie_title_text]" in html and "Two-tower feature sets" in html
+    assert "Training curves" in html and "plotly" in html.lower()
+    assert out.count("top 10 for user 7 (excluding the") == 2
     # second run: both models come from saved_models/
     assert _run(data_dir, *args) == 0
     out = capsys.readouterr().out
-    assert out.count("loaded from") == 2 and "| loaded |" in out
+    assert out.count("| loaded |") == 4
 
 
 def test_recommend_cli_and_bad_user(data_dir, capsys):
@@ -47,7 +50,7 @@ def test_recommend_cli_and_bad_user(data_dir, capsys):
             "--additional_feature_sets", "None"]
     assert recommend_main(["--model", "two_tower", *base, "--user_id", "3", "--k", "4"]) == 0
     out = capsys.readouterr().out
-    assert "[id_only] top 4" in out and " 4. " in out
+    assert "two_tower[id_only]: top 4 for user 3" in out and " 4. " in out
     assert _run(data_dir, "--additional_feature_sets", "None", "--generate_recommendations_for_user", "0") == 2
     err = capsys.readouterr().err
     assert "unknown user id '0'" in err and "valid ids are 1..60" in err
@@ -64,12 +67,15 @@ def test_real_ml100k_one_epoch_smoke(shared_datasets, capsys):
     """ID-only, one epoch, batch 8192 on the real ML-100K: learns something beyond chance (100/1682 = 0.06)."""
     from movielens.data.loader import load_movielens
     from movielens.data.splits import random_split
-    from movielens.trainer import MovieLensTrainer
+    from movielens.families import get_family
+    from movielens.families.base import Context, train_or_load
+    from movielens.recommender import Recommender
 
     data = load_movielens("100k", data_dir=shared_datasets)
-    split = random_split(data, (0.8, 0.2), seed=42)
-    trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(), batch_size=8192,
-                               verbose=0).train_model(())
+    split = random_split(data, (0.8, 0.1, 0.1), seed=42)
+    family = get_family("two_tower")
+    config = family.default_config().replace(num_epochs=1, layer_sizes=(), batch_size=8192)
+    trained = train_or_load(family, config, Context(data, split, verbose=0))
     assert trained.metrics["test_top_100_accuracy"] > 0.1
-    recs = trained.recommender().recommend("42", k=10)
+    recs = Recommender(trained).recommend("42", k=10)
     assert len(recs) == 10 and all("(" in r.movie_title for r in recs)

@@ -117,6 +117,7 @@ class Family(abc.ABC):
     version: int = 1        # bumped when saved files or training change, so old models are not reused
     default_fractions: tuple[float, ...] = (0.8, 0.1, 0.1)  # random split: train / validation / test
     headline_metrics: tuple[str, ...] = ()  # the family's own metrics worth printing beside the protocol's
+    headline_labels: dict[str, str] = {}    # how to name them when the key is not self-explanatory
     # Config fields that do not change the trained weights (time budgets): left out of the identity.
     not_identity: tuple[str, ...] = ()
 

@@ -59,6 +59,9 @@ class TwoTower(Family):
                "movies when the model has the history feature (without it, every typed history gets one list)")
     config_class = TwoTowerConfig
     version = 2
+    # The TFRS tutorials' FactorizedTopK figure (seen movies not excluded): the reproduction column.
+    headline_metrics = ("test_top_100_accuracy", "val_ndcg@10", "selected_epoch")
+    headline_labels = {"test_top_100_accuracy": "tutorial top-100 (seen kept)"}
 
     def label(self, config: TwoTowerConfig) -> str:
         return f"two_tower[{feature_registry.feature_set_label(config.features)}]"

@@ -1,0 +1,186 @@
+"""Benchmark: do the knn family's movie neighbours make sense, and does its user -> movie ranking beat popularity?
+
+    MOVIELENS_DATASETS_DIR=/tmp/ml-cache nice -n 5 .venv/bin/python -m benchmarks.neighbours [--datasets 100k 1m-half]
+
+Protocol. GroupLens files from `../shared/datasets` (ml-100k/; ml-1m-half/ = the first 487,650 ML-1M
+ratings, users 1–2999, labelled "ML-1M (users 1–2999)", never "ML-1M"); random 80/10/10 split, seed 42.
+Every model is trained on the training part with its family's default config (settings chosen on the
+validation part only) through `movielens.leaderboard.run_leaderboard`.
+
+1. Neighbour quality, from the training part only. Query movies: every movie with >= 20 training
+   ratings. For each, its 10 most similar other movies (knn: cosine of the unit movie vectors the
+   family searches; item_knn: its shrunk-cosine similarities, top-N kept) against 10 random other
+   movies (seeded, the same draw for both models):
+     - genre overlap: Jaccard of the two movies' genre sets, averaged over the 10 pairs, then over movies;
+     - co-rating lift: P(rated j | rated i) / P(rated j) = |U(i) ∩ U(j)| N / (|U(i)| |U(j)|) over the
+       training raters (N users), averaged the same way (1 = independent);
+     - the neighbours' median number of training ratings (are they obscure?).
+2. Ranking (`movielens.protocol`): test NDCG@10 and Recall@10 with 95% per-user bootstrap intervals for
+   popularity, EASE, item_knn and knn; paired bootstrap of knn - popularity and knn - EASE (test NDCG@10).
+
+Targets (issue 15, item 3): knn beats popularity on test NDCG@10 significantly on both data sets; its
+top-10 neighbours' co-rating lift is >= 5 x that of random movies.
+
+Writes benchmarks/results/neighbours.json (keyed by data set; a run of one data set keeps the other's
+entry) with the split, the protocol, os.getloadavg() at the start and end and the seconds taken, and
+prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import movielens  # noqa: F401  (environment first)
+from benchmarks.common import machine, markdown_table
+from movielens import paths, protocol
+from movielens.io import atomic_write_json, read_json
+
+RESULTS = Path(__file__).resolve().parent / "results" / "neighbours.json"
+DATASETS = {"100k": ("100k", "ml-100k", "ML-100K"), "1m-half": ("1m", "ml-1m-half", "ML-1M (users 1–2999)")}
+FAMILIES = ("popularity", "ease", "item_knn", "knn")
+MIN_RATINGS, NEIGHBOURS, SEED = 20, 10, 42
+NEIGHBOUR_PROTOCOL = (f"query movies: >= {MIN_RATINGS} training ratings; their top-{NEIGHBOURS} most similar other "
+                      f"movies vs {NEIGHBOURS} random other movies (seed {SEED}); genre overlap = Jaccard of genre "
+                      f"sets; co-rating lift = P(rated j | rated i) / P(rated j) over training raters; pair means "
+                      f"averaged over query movies")
+
+
+def top_neighbours(similarity: np.ndarray, queries: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """int [q, k] the k most similar other movies of each query movie (columns), best first."""
+    rows = np.array(similarity[queries], np.float32)
+    rows[np.arange(len(queries)), queries] = -np.inf  # never a movie's own neighbour
+    top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(rows, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def random_others(n_items: int, queries: np.ndarray, k: int = NEIGHBOURS, seed: int = SEED) -> np.ndarray:
+    """int [q, k] k distinct random movies per query movie, never the movie itself."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(queries), k), np.int64)
+    for row, query in enumerate(queries):
+        draw = rng.choice(n_items - 1, k, replace=False)
+        out[row] = draw + (draw >= query)  # skip the query column
+    return out
+
+
+def pair_statistics(pairs: np.ndarray, queries: np.ndarray, co: np.ndarray, counts: np.ndarray, n_users: int,
+                    genres: list[frozenset]) -> dict[str, float]:
+    """Mean genre Jaccard, mean co-rating lift and the median popularity of `pairs` (int [q, k]) of `queries`."""
+    left = np.repeat(queries, pairs.shape[1])
+    right = pairs.ravel()
+    lift = co[left, right] * n_users / (counts[left] * counts[right])
+
+    def jaccard(a: frozenset, b: frozenset) -> float:
+        union = a | b
+        return len(a & b) / len(union) if union else 0.0
+
+    overlap = np.array([jaccard(genres[i], genres[j]) for i, j in zip(left, right)])
+    return {"genre_jaccard": float(overlap.reshape(pairs.shape).mean(axis=1).mean()),
+            "co_rating_lift": float(lift.reshape(pairs.shape).mean(axis=1).mean()),
+            "median_neighbour_ratings": float(np.median(counts[right]))}
+
+
+def neighbour_quality(similarities: dict[str, np.ndarray], context) -> dict:
+    """Genre overlap and co-rating lift of each model's top-10 neighbours and of random movies (see docstring)."""
+    x = context.train_histories.binary_matrix(context.n_items)
+    co = (x.T @ x).toarray().astype(np.float64)
+    counts = np.diag(co).copy()
+    n_users = int((np.diff(x.indptr) > 0).sum())
+    queries = np.flatnonzero(counts >= MIN_RATINGS)
+    genre_of = dict(zip(context.data.movies["movie_id"].astype(str), context.data.movies["movie_genres"]))
+    genres = [frozenset(int(g) for g in genre_of[m]) for m in context.split.vocabulary.movie_ids]
+    result = {"query_movies": int(len(queries)), "users": n_users,
+              "random": pair_statistics(random_others(context.n_items, queries), queries, co, counts, n_users,
+                                        genres)}
+    for name, similarity in similarities.items():
+        result[name] = pair_statistics(top_neighbours(similarity, queries), queries, co, counts, n_users, genres)
+        result[name]["lift_vs_random"] = result[name]["co_rating_lift"] / result["random"]["co_rating_lift"]
+    return result
+
+
+def run_dataset(name: str, shared: Path, retrain: bool) -> dict:
+    from movielens.data import load_movielens, make_split
+    from movielens.families import get_family
+    from movielens.leaderboard import run_leaderboard
+
+    variant, folder, label = DATASETS[name]
+    started, load_start = time.perf_counter(), os.getloadavg()
+    data = load_movielens(variant, data_dir=shared / folder, source="local")
+    split = make_split(data, "random", (0.8, 0.1, 0.1), seed=SEED)
+    families = [get_family(f) for f in FAMILIES]
+    board = run_leaderboard(data, split, [(f, f.default_config()) for f in families], retrain=retrain, verbose=1)
+    rows = {row.family: row for row in board.rows}
+    knn_vectors = rows["knn"].trained.scorer().candidates()
+    context = rows["knn"].trained.context
+    neighbours = neighbour_quality({"knn": knn_vectors @ knn_vectors.T,
+                                    "item_knn": rows["item_knn"].trained.state}, context)
+    ranking = {}
+    for family, row in rows.items():
+        m = row.metrics
+        ranking[family] = {key: m[key] for key in ("ndcg@10", "ndcg@10_low", "ndcg@10_high", "recall@10",
+                                                   "recall@10_low", "recall@10_high", "coverage@10",
+                                                   "popularity_percentile@10", "users_evaluated")}
+        ranking[family]["config"] = row.config
+        ranking[family]["family_metrics"] = row.family_metrics
+    paired = {f"knn - {other}": protocol.paired_difference(rows["knn"].per_user_ndcg, rows[other].per_user_ndcg)
+              for other in ("popularity", "ease", "item_knn")}
+    return {"dataset": label, "data": board.data_description, "split": split.describe(), "seed": SEED,
+            "protocol": {"ranking": protocol.PROTOCOL_NOTE, "neighbours": NEIGHBOUR_PROTOCOL},
+            "neighbours": neighbours, "ranking": ranking, "paired_test_ndcg@10": paired,
+            "targets": {"knn beats popularity (test NDCG@10, paired 95% interval above 0)":
+                        paired["knn - popularity"]["significant"] and paired["knn - popularity"]["difference"] > 0,
+                        "knn neighbours' co-rating lift >= 5 x random": neighbours["knn"]["lift_vs_random"] >= 5.0},
+            "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
+            "seconds": time.perf_counter() - started}
+
+
+def table(results: dict) -> str:
+    rows = []
+    for entry in results.values():
+        n = entry["neighbours"]
+        for model in ("knn", "item_knn", "random"):
+            rows.append({"data set": entry["dataset"], "neighbours of": model,
+                         "genre Jaccard": n[model]["genre_jaccard"], "co-rating lift": n[model]["co_rating_lift"],
+                         "median ratings": n[model]["median_neighbour_ratings"]})
+    lines = [markdown_table(rows, ["data set", "neighbours of", "genre Jaccard", "co-rating lift", "median ratings"])]
+    rows = []
+    for entry in results.values():
+        for family, r in entry["ranking"].items():
+            rows.append({"data set": entry["dataset"], "model": family,
+                         "NDCG@10 [95%]": f"{r['ndcg@10']:.4f} [{r['ndcg@10_low']:.4f}, {r['ndcg@10_high']:.4f}]",
+                         "Recall@10 [95%]": f"{r['recall@10']:.4f} [{r['recall@10_low']:.4f}, "
+                                            f"{r['recall@10_high']:.4f}]"})
+    lines += ["", markdown_table(rows, ["data set", "model", "NDCG@10 [95%]", "Recall@10 [95%]"])]
+    for entry in results.values():
+        for pair, test in entry["paired_test_ndcg@10"].items():
+            lines.append(f"{entry['dataset']}: {pair} NDCG@10 {test['difference']:+.4f} "
+                         f"[{test['low']:+.4f}, {test['high']:+.4f}] p={test['p_value']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--shared", type=Path, default=paths.shared_datasets_dir(),
+                        help="folder holding ml-100k/ and ml-1m-half/")
+    parser.add_argument("--retrain", action="store_true", help="train again even if saved_models/ has the models")
+    args = parser.parse_args(argv)
+    if args.shared is None:
+        parser.error("no ../shared/datasets folder: give --shared")
+    results = read_json(RESULTS)["results"] if RESULTS.is_file() else {}
+    for name in args.datasets:
+        results[name] = run_dataset(name, args.shared, args.retrain)
+        atomic_write_json(RESULTS, {"machine": machine(), "results": results})
+    print(table(results))
+    print(f"\nresults written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ FAST_FLAGS = {
     "ease": ["--l2_grid", "10"],
     "cf": ["--num_epochs", "15", "--no-refit_full"],
     "autorec": ["--num_epochs", "15", "--embedding_size", "32"],
+    "knn": ["--num_epochs", "10", "--batch_size", "256"],
     "two_tower": ["--additional_feature_sets", "history", "--num_epochs", "15", "--batch_size", "128"],
 }
 

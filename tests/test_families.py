@@ -22,7 +22,7 @@ FAST = {
     "item_knn": {"neighbours_grid": (10,)},
     "ease": {"l2_grid": (10.0,)},
     "cf": {"epochs": 15, "refit_full": False},
-    "knn": {"epochs": 60},
+    "knn": {"epochs": 10, "batch_size": 256},
     "autorec": {"epochs": 15, "n_factors": 32},
     # The history feature is how a two-tower model serves someone typed in (id-only gives them one list).
     "two_tower": {"features": ("history",), "num_epochs": 15, "batch_size": 128},

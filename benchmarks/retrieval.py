@@ -70,9 +70,11 @@ RUNS_1M = [
     dict(name="all features but movie_length", features=ALL_FEATURES, layer_sizes=(32,)),
 ]
 # The tutorials' loss and schedule, pinned (the trainer's defaults now add the logQ sampling correction,
-# accidental-hit masking and early stopping on validation NDCG@10; see benchmarks/two_tower_quality.py):
-# plain in-batch softmax, every epoch trained, the last epoch's weights, 1000 timestamp buckets.
-TUTORIAL_LOSS = dict(sampling_correction=False, remove_accidental_hits=False, patience=0, timestamp_buckets=1000)
+# accidental-hit masking, temperature 2, L2 and early stopping on validation NDCG@10; see
+# benchmarks/two_tower_quality.py): plain in-batch softmax at temperature 1, no L2, every epoch trained,
+# the last epoch's weights, 1000 timestamp buckets.
+TUTORIAL_LOSS = dict(sampling_correction=False, remove_accidental_hits=False, temperature=1.0, l2=0.0, patience=0,
+                     timestamp_buckets=1000)
 RUNS_1M = [dict(run, embedding_size=32, num_epochs=3, batch_size=1024, optimizer="adagrad", learning_rate=0.1,
                 target=None, reference="") for run in RUNS_1M]
 

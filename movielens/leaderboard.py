@@ -119,7 +119,7 @@ def measure(trained: TrainedModel, task: protocol.EvaluationTask, item_counts: n
     """One leaderboard row: the protocol's test metrics of a trained model."""
     metrics, ranking = protocol.evaluate(trained.scorer(), task, item_counts)
     # Per-epoch validation curves only (a baseline's history is its hyperparameter search, not a curve).
-    curve = ({k: v for k, v in trained.history.items() if k == "epoch" or k.startswith("val_")}
+    curve = ({k: v for k, v in trained.history.items() if k in ("epoch", "best_epoch") or k.startswith("val_")}
              if "epoch" in trained.history else {})
     return Row(trained.name, trained.family.name, trained.family.kind, trained.config.to_dict(), metrics,
                {k: v for k, v in trained.metrics.items() if isinstance(v, (int, float, str)) or v is None},

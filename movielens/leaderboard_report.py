@@ -35,32 +35,19 @@ def _bars(board: Leaderboard, key: str, title: str, rows=None):
 
 
 def _curves(board: Leaderboard):
-    import plotly.graph_objects as go
+    from movielens.plots import validation_curves
 
-    figure = go.Figure()
-    metric = None
-    for row in board.rows:
-        for key in ("val_ndcg@10", "val_recall@10", "val_rmse"):
-            if key in row.history and any(v is not None for v in row.history[key]):
-                metric = metric or key
-                if key != metric:
-                    continue
-                points = [(e, v) for e, v in zip(row.history["epoch"], row.history[key]) if v is not None]
-                figure.add_trace(go.Scatter(x=[e for e, _ in points], y=[v for _, v in points], mode="lines+markers",
-                                            name=row.label))
-                break
+    metric = next((key for key in ("val_ndcg@10", "val_recall@10", "val_rmse")
+                   if any(any(v is not None for v in row.history.get(key, [])) for row in board.rows)), None)
     if metric is None:
         return None
-    baseline_key = metric.removeprefix("val_")
-    for row in board.rows:
-        value = row.family_metrics.get(f"validation_{baseline_key}")
-        if row.kind == "baseline" and value is not None:
-            figure.add_hline(y=value, line_dash="dash", annotation_text=f"{row.label} (validation)",
-                             line_color=KIND_COLOURS["baseline"])
-    figure.update_layout(title=f"Validation {baseline_key} per epoch (best-validation weights are kept); "
-                               f"dashed: the baselines on the same validation part",
-                         xaxis_title="epoch", yaxis_title=metric, height=450)
-    return figure
+    histories = {row.label: row.history for row in board.rows if row.history.get(metric)}
+    name = metric.removeprefix("val_")
+    baselines = {row.label: row.family_metrics.get(f"validation_{name}") for row in board.rows
+                 if row.kind == "baseline"}
+    return validation_curves(histories, metric, title=f"Validation {name} per epoch (ring: the epoch kept); "
+                                                      f"dashed: the baselines on the same validation part",
+                             baselines=baselines)
 
 
 def _recall_curve(board: Leaderboard):

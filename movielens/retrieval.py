@@ -7,9 +7,10 @@ reproduces `tfrs.metrics.FactorizedTopK` exactly: FactorizedTopK feeds
 when fewer than k candidates score strictly higher than the true candidate (ties
 count as hits), with the positive score computed as `reduce_sum(query * candidate)`.
 
-The index (`RetrievalIndex`) keeps each candidate's movie id and title next to its
-embedding row, so a top-k position decodes to the right movie (the blog script this
-project replaces mapped BruteForce positions onto a separately sorted title list).
+Recommendations go through the shared `movielens.recommender.Recommender` and its one top-k
+index (`movielens.topk`), where each candidate's movie id travels with its embedding row, so a
+position decodes to the right movie (the blog script this project replaces mapped BruteForce
+positions onto a separately sorted title list).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import tensorflow as tf
 
 from movielens.evaluation import ItemSets, exclude_seen, recall_ndcg_at_k, top_k
 from movielens.features import FeatureTables, pad_histories
-from movielens.recommender import Recommendation, UserHistory
 
 TOP_KS = (1, 5, 10, 50, 100)
 EVAL_BATCH = 4096
@@ -195,71 +195,6 @@ def ranking_metrics(model, tables: FeatureTables, split, ks: Sequence[int] = (10
                     batch_size: int = 1024, part: str = "test") -> dict[str, float]:
     """Per-user Recall@k and NDCG@k on `split.test` (or `part`), training movies excluded (see RankingEvaluator)."""
     return RankingEvaluator(tables, split, part, ks, batch_size=batch_size)(model)
-
-
-class RetrievalIndex:
-    """Brute-force top-k over candidate embeddings that carry their movie ids and titles.
-
-    Args:
-      movie_ids, titles: str [m], the identity of each embedding row.
-      embeddings: float32 [m, d].
-    """
-
-    def __init__(self, movie_ids: np.ndarray, titles: np.ndarray, embeddings: np.ndarray):
-        if not len(movie_ids) == len(titles) == len(embeddings):
-            raise ValueError("movie_ids, titles and embeddings must have the same length")
-        self.movie_ids = np.asarray(movie_ids, dtype=object)
-        self.titles = np.asarray(titles, dtype=object)
-        self.embeddings = np.asarray(embeddings, np.float32)
-        self._position = {m: i for i, m in enumerate(self.movie_ids)}
-
-    def __len__(self) -> int:
-        return len(self.movie_ids)
-
-    def scores(self, queries: np.ndarray) -> np.ndarray:
-        """float32 [n, d] -> [n, m] query-candidate dot products."""
-        return np.asarray(queries, np.float32) @ self.embeddings.T
-
-    def search(self, queries: np.ndarray, k: int, exclude: Sequence[Sequence[str]] | None = None):
-        """Top k per query, best first, excluding each query's `exclude` movie ids (masked to -inf).
-
-        Returns (scores float32 [n, k'], movie_ids str [n, k'], titles str [n, k']) with
-        k' = min(k, m - most excluded) so no excluded movie can fill a slot.
-        """
-        scores = self.scores(queries)
-        if exclude is not None:
-            lists = [[self._position[m] for m in movies if m in self._position] for movies in exclude]
-            scores = exclude_seen(scores, ItemSets.from_lists(lists))
-            k = min(k, len(self) - max((len(set(x)) for x in lists), default=0))
-        top = top_k(scores, max(k, 0)) if k > 0 else np.zeros((len(scores), 0), np.int64)
-        return np.take_along_axis(scores, top, axis=1), self.movie_ids[top], self.titles[top]
-
-
-class TwoTowerRecommender:
-    """`recommend(user_id, k, exclude_seen)` for a trained two-tower model (contract: movielens.recommender).
-
-    Candidates are the catalogue movies with training ratings (a movie the model never
-    saw in training has only the shared unknown-id embedding).
-    """
-
-    def __init__(self, model, tables: FeatureTables, split):
-        self.model, self.tables = model, tables
-        self.history = UserHistory(split.train)
-        self.queries = UserQueries(split.train, split.vocabulary)
-        known = tables.movie_vocab_index > 0
-        self.index = RetrievalIndex(tables.movie_ids[known], tables.movie_titles[known],
-                                    candidate_embeddings(model, tables.num_candidates)[known])
-
-    def query_embedding(self, user_id) -> np.ndarray:
-        user = self.history.check_user(user_id)
-        user_index, timestamps = self.queries.inputs([user])
-        return query_embeddings(self.model, user_index, timestamps)
-
-    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
-        query = self.query_embedding(user_id)
-        exclude = [list(self.history.seen_movies(user_id))] if exclude_seen else None
-        scores, ids, titles = self.index.search(query, k, exclude)
-        return [Recommendation(str(m), str(t), float(s)) for m, t, s in zip(ids[0], titles[0], scores[0])]
 
 
 class ExportModule(tf.Module):

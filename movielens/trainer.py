@@ -4,10 +4,11 @@
     models, histories = trainer.train_all_models()
     models["timestamp"].recommender().recommend("42")
 
-A model lives in `saved_models/two_tower-<features>-<config hash>/` (config.json,
-history.json, metrics.json, weights/); the hash covers the model config and the
-data (variant, source, split fingerprint, runtimes). Training checkpoints every
-epoch through `movielens.training.fit_resumable`, so an interrupted run resumes.
+Caching goes through the one path every family uses (`movielens.families.base.train_or_load`,
+family `two_tower`): a model lives in `saved_models/two_tower[<features>]-<variant>-<split>-<hash>/`
+(config.json, history.json, metrics.json, weights/); the hash covers the config, the data by content
+and the runtimes. Training checkpoints every epoch through `movielens.training.fit_resumable`, so an
+interrupted run resumes exactly where it stopped.
 
 Model selection: after every epoch the model ranks the validation part (per user, training
 movies excluded, all catalogue movies, `retrieval.RankingEvaluator`); training stops when
@@ -19,7 +20,6 @@ part, selection then happens on the test part and a warning says so.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -40,18 +40,15 @@ from movielens.features import (
     validate_feature_set,
 )
 from movielens.models.two_tower import build_two_tower, make_optimizer
-from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
+from movielens.persistence import ModelDir, load_weights
 from movielens.retrieval import (
-    RANKING_NOTE,
     TOP_K_KEY,
-    TOP_K_NOTE,
     TOP_KS,
     RankingEvaluator,
-    TwoTowerRecommender,
     evaluate_top_k,
     export_saved_model,
 )
-from movielens.training import fit_resumable
+from movielens.training import EpochData, fit_resumable, shuffled_batches
 
 MODEL_FAMILY = "two_tower"
 STEPS_PER_EXECUTION = 32  # train steps per compiled call: 1.5-2x faster epochs at batch 256-1024 (benchmark)
@@ -139,47 +136,15 @@ def encode_examples(frame: pd.DataFrame, split, tables: FeatureTables) -> dict[s
     }
 
 
-def training_dataset(examples: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
-    """In-memory int tensors -> batches of a fresh permutation every epoch, prefetched.
+def training_dataset(examples: dict[str, np.ndarray], batch_size: int, seed: int) -> EpochData:
+    """In-memory int tensors -> batches of a fresh permutation every epoch.
 
     Shuffling whole-epoch index permutations and gathering each batch at once replaces
     tf.data's per-example `shuffle().batch()` (about 8 us per example here, a tenth of an
-    epoch of the context model); `Dataset.random(rerandomize_each_iteration=True)` draws a
-    new seed every epoch, reproducibly from `seed`.
+    epoch of the context model); epoch e's order is a function of (seed, e), so a resumed run
+    trains on exactly the batches an uninterrupted one would.
     """
-    tensors = {key: tf.constant(value) for key, value in examples.items()}
-    n = len(examples["user"])
-    num_batches = -(-n // batch_size)
-
-    def epoch(epoch_seed):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
-
-        def batch(i):
-            rows = order[i * batch_size:(i + 1) * batch_size]
-            return {key: tf.gather(value, rows) for key, value in tensors.items()}
-
-        return tf.data.Dataset.range(num_batches).map(batch)
-
-    # Known cardinality: Keras sizes the last multi-step call of an epoch (steps_per_execution) exactly.
-    return (tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).flat_map(epoch)
-            .apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(tf.data.AUTOTUNE))
-
-
-def _fingerprint(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame[["user_id", "movie_id", "timestamp"]], index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
-
-
-def data_identity(data, split, movie_minutes: np.ndarray | None) -> dict:
-    """What the cache key needs to know about the data: variant, source and exactly which ratings train/test."""
-    identity = {"variant": data.variant, "source": data.source, "split": split.name,
-                "validation_is_test": bool(split.validation_is_test), "train": _fingerprint(split.train),
-                "validation": _fingerprint(split.validation), "test": _fingerprint(split.test),
-                "catalogue": int(len(data.movies))}
-    if movie_minutes is not None:
-        identity["movie_minutes"] = hashlib.sha256(np.asarray(movie_minutes, np.float32).tobytes()).hexdigest()[:16]
-    return identity
+    return shuffled_batches(examples, batch_size, seed)
 
 
 @dataclasses.dataclass
@@ -195,13 +160,17 @@ class TrainedModel:
     metrics: dict
     model_dir: ModelDir
     loaded: bool
+    record: object = None  # the shared `movielens.families.base.TrainedModel`
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.config.features
 
-    def recommender(self) -> TwoTowerRecommender:
-        return TwoTowerRecommender(self.model, self.tables, self.split)
+    def recommender(self):
+        """The shared recommender (history lookup -> exclude seen -> scorer -> top-k -> titles)."""
+        from movielens.recommender import Recommender
+
+        return Recommender(self.record, backend="brute_force")
 
     def export(self, path: str | Path | None = None, k: int = 10) -> Path:
         """SavedModel mapping raw (user_id, timestamp) to top-k titles; default `<model dir>/export/`."""
@@ -296,31 +265,18 @@ class MovieLensTrainer:
 
     def train_model(self, features: Sequence[str], *, callbacks: Sequence[tf.keras.callbacks.Callback] = ()
                     ) -> TrainedModel:
-        """Trains (or loads) one feature set's model; `callbacks` go to `fit` (e.g. benchmark timers)."""
-        config = self.config_for(features)
-        features = config.features
-        label = feature_set_label(features)
-        minutes, length_summary = self._movie_minutes(features)
-        model_dir = ModelDir(readable_name(MODEL_FAMILY, label),
-                             {"model": config.to_dict(), "data": data_identity(self.data, self.split, minutes)},
-                             root=self.models_root)
-        if model_dir.is_complete() and not self.retrain:
-            model, tables = self.load(config, model_dir, minutes, length_summary)
-            history, metrics = model_dir.read_json("history.json"), model_dir.read_json("metrics.json")
-            if self.verbose:
-                print(f"[{label}] loaded from {model_dir.path} (--retrain to train again)", flush=True)
-            return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, True)
+        """Trains (or loads) one feature set's model through the shared train-or-load path (family
+        `two_tower`); `callbacks` go to `fit` (e.g. benchmark timers)."""
+        from movielens.families import get_family
+        from movielens.families.base import Context, train_or_load
 
-        model_dir.start(self.retrain)
-        model, tables, history, metrics = self.fit(config, model_dir, minutes, length_summary, callbacks=callbacks)
-        save_weights(model, model_dir.weights_prefix)
-        model_dir.write_json("features.json", {
-            "features": list(features), "title_vocabulary_size": len(tables.title_vocabulary),
-            "timestamp_buckets": len(tables.timestamp_boundaries) + 1, "num_users": tables.num_users,
-            "num_movies": tables.num_movies, "num_candidates": tables.num_candidates,
-            "movie_length": tables.length_summary})
-        model_dir.finish(history, metrics)
-        return TrainedModel(label, config, model, tables, self.split, history, metrics, model_dir, False)
+        config = self.config_for(features)
+        context = Context(self.data, self.split, self.verbose, options={
+            "movie_length_config": self.movie_length_config, "trainer": self, "callbacks": list(callbacks)})
+        record = train_or_load(get_family(MODEL_FAMILY), config, context, retrain=self.retrain, root=self.models_root)
+        model, tables = record.state
+        return TrainedModel(feature_set_label(config.features), config, model, tables, self.split, record.history,
+                            record.metrics, record.model_dir, record.loaded, record)
 
     def build(self, config: TwoTowerConfig, movie_minutes: np.ndarray | None = None, length_summary: str = ""
               ) -> tuple[tf.keras.Model, FeatureTables]:
@@ -416,57 +372,5 @@ class MovieLensTrainer:
 
 
 FINAL_TOP_KEY = TOP_K_KEY.format(k=100).replace("val_", "test_")
-# The seen-excluded ranking metrics lead; the tutorial's top-k accuracy is the labelled reproduction column.
-TABLE_COLUMNS = (("test ndcg@10", "ndcg@10"), ("test recall@10", "recall@10"), ("test recall@100", "recall@100"),
-                 ("val ndcg@10", MONITOR), ("val recall@10", "val_recall@10"),
-                 ("tutorial top-100 (seen kept)", FINAL_TOP_KEY), ("tutorial top-10", "test_top_10_accuracy"),
-                 ("s/epoch", "seconds_per_epoch"), ("train ex/s", "train_examples_per_second"))
 
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.4f}" if value < 1 else f"{value:.2f}"
-
-
-def results_table(models: dict[str, TrainedModel], data, split) -> str:
-    """Markdown table, one row per feature set, with the protocol of every column stated below it."""
-    lines = ["| feature set | epoch (of run) | " + " | ".join(c for c, _ in TABLE_COLUMNS) + " | cached |",
-             "|---" * (len(TABLE_COLUMNS) + 3) + "|"]
-    for name, trained in models.items():
-        cells = [_cell(trained.metrics.get(key)) for _, key in TABLE_COLUMNS]
-        run = trained.history.get("epoch") or [trained.config.num_epochs]
-        best = trained.history.get("best_epoch") or run[-1]
-        lines.append(f"| {name} | {best} ({run[-1]}) | " + " | ".join(cells)
-                     + f" | {'loaded' if trained.loaded else 'trained'} |")
-    lines += ["", f"data: MovieLens {data.variant} ({data.source}); {split.describe()}",
-              f"- {RANKING_NOTE}", f"- tutorial top-k = {TOP_K_NOTE}",
-              f"- epoch: the epoch kept (best {MONITOR}; early stopping) of the epochs run",
-              "- s/epoch, train ex/s: training only, first epoch (graph tracing) left out; from the training run"]
-    if any(trained.metrics.get("users_evaluated") == 0 for trained in models.values()):
-        lines.append("- recall/ndcg '-': no test user has training ratings (nothing to rank for them)")
-    if split.validation_is_test:
-        lines.append(f"- {SELECTION_ON_TEST_WARNING.replace('WARNING: ', 'warning: ')}")
-    return "\n".join(lines)
-
-
-def recommendations_text(models: dict[str, TrainedModel], split, user_id, k: int = 10,
-                         exclude_seen: bool = True, favourites: int = 10) -> str:
-    """The user's highest-rated training movies, then each model's top k."""
-    from movielens.recommender import UserHistory
-
-    history = UserHistory(split.train)
-    user = history.check_user(user_id)
-    rated = history.favourites(user, favourites)
-    lines = [f"User {user}: {len(history.seen_movies(user))} training ratings; highest rated:"]
-    lines += [f"  {r.user_rating:.0f}  {r.movie_title}" for r in rated.itertuples()]
-    which = "excluding movies the user rated in training" if exclude_seen else "INCLUDING movies already rated"
-    for name, trained in models.items():
-        lines.append(f"\n[{name}] top {k} ({which}):")
-        for rank, rec in enumerate(trained.recommender().recommend(user, k=k, exclude_seen=exclude_seen), 1):
-            lines.append(f"  {rank:2d}. {rec.movie_title}  (score {rec.score:.3f}, movie_id {rec.movie_id})")
-    return "\n".join(lines)
-
-
-__all__ = ["MovieLensTrainer", "TwoTowerConfig", "TrainedModel", "TOP_KS", "FINAL_TOP_KEY", "MONITOR",
-           "results_table", "recommendations_text"]
+__all__ = ["MovieLensTrainer", "TwoTowerConfig", "TrainedModel", "TOP_KS", "FINAL_TOP_KEY", "MONITOR"]

@@ -27,7 +27,6 @@ from movielens.retrieval import (
     query_embeddings_from_histories,
 )
 from movielens.trainer import MovieLensTrainer, encode_examples
-from tests.contract import RecommenderContract
 
 FAST = dict(batch_size=64, learning_rate=0.1, verbose=0)
 
@@ -213,12 +212,14 @@ def test_history_given_directly_serves_unknown_users(synthetic):
 
 
 def test_recommendations_are_the_highest_unseen_scores(trained_id_only):
+    """The shared recommender serves a known user their query at the latest moment known, every movie they
+    rated anywhere in the data excluded: exactly the highest query . candidate scores among the rest."""
     data, _, split, trained, _ = trained_id_only
     recommender = trained.recommender()
     tables = trained.tables
     candidates = candidate_embeddings(trained.model, tables.num_candidates)
-    queries = UserQueries(split.train, split.vocabulary)
-    history = UserHistory(split.train)
+    queries = UserQueries(data.ratings, split.vocabulary)
+    history = UserHistory(data.ratings)
     for user in history.user_ids[:5]:
         query = query_embeddings(trained.model, *queries.inputs([user]))[0]
         scores = candidates @ query
@@ -324,16 +325,6 @@ def test_bad_inputs_are_clear_errors(synthetic, tmp_path):
         trained.recommender().recommend("999")
 
 
-class TestTwoTowerContract(RecommenderContract):
-    def build(self, data, split, tmp_path, reload=False):
-        trainer = MovieLensTrainer(data, split, num_epochs=2, layer_sizes=(16,),
-                                   additional_feature_sets=[["timestamp", "movie_genres"]],
-                                   models_root=tmp_path / "models", **FAST)
-        trained = trainer.train_model(["timestamp", "movie_genres"])
-        assert trained.loaded == reload
-        return trained.recommender()
-
-
 def test_movie_length_uses_the_runtime_provider(synthetic, tmp_path, monkeypatch):
     """Real runtimes from a --movie_lengths_file table reach the candidate tower's table (no network)."""
     from movielens.movie_length import MovieLengthConfig
@@ -350,8 +341,8 @@ def test_movie_length_uses_the_runtime_provider(synthetic, tmp_path, monkeypatch
                                ).train_model(["movie_length"])
     expected = [runtimes[m] for m in trained.tables.movie_ids]
     assert trained.tables.movie_minutes.tolist() == pytest.approx(expected)
-    assert "movie_length" in trained.model_dir.read_json("config.json")["model"]["features"]
-    assert "movie_minutes" in trained.model_dir.read_json("config.json")["data"]  # runtimes are in the cache key
+    assert "movie_length" in trained.model_dir.read_json("config.json")["config"]["features"]
+    assert "movie_minutes" in trained.model_dir.read_json("config.json")  # runtimes are in the cache key
     assert "real runtime" in trained.model_dir.read_json("features.json")["movie_length"]
 
 

@@ -119,12 +119,17 @@ class TwoTower(Family):
         return {"movie_minutes": hashlib.sha256(np.asarray(minutes, np.float32).tobytes()).hexdigest()[:16]}
 
     def _trainer(self, config: TwoTowerConfig, context: Context) -> MovieLensTrainer:
-        return MovieLensTrainer(context.data, context.split, verbose=2 if context.verbose else 0,
-                                movie_length_config=context.options.get("movie_length_config"))
+        """The run's trainer (`MovieLensTrainer.train_model` passes itself, with its speed settings)."""
+        trainer = context.options.get("trainer")
+        if trainer is None:
+            trainer = MovieLensTrainer(context.data, context.split, verbose=2 if context.verbose else 0,
+                                       movie_length_config=context.options.get("movie_length_config"))
+        return trainer
 
     def fit(self, config: TwoTowerConfig, context: Context, model_dir) -> Fitted:
         minutes, summary = self._minutes(config, context)
-        model, tables, history, metrics = self._trainer(config, context).fit(config, model_dir, minutes, summary)
+        model, tables, history, metrics = self._trainer(config, context).fit(
+            config, model_dir, minutes, summary, callbacks=context.options.get("callbacks", ()))
         return Fitted((model, tables), history, metrics)
 
     def save(self, state, model_dir) -> None:

@@ -164,7 +164,6 @@ def load_data_and_split(args: argparse.Namespace, default_fractions) -> tuple:
     """Loads the data set and makes the split the data flags ask for (a random split's default fractions are
     the family's: 80/10/10, validation apart from test; rating models 90/10)."""
     from movielens.data import cli as data_cli
-
     from movielens.data import describe_source
     from movielens.data.splits import make_split
 

@@ -354,7 +354,8 @@ def test_unknown_user_rate_trains_the_unknown_slot(synthetic, tmp_path):
     slots = {}
     for rate in (0.0, 0.5):
         trained = MovieLensTrainer(data, split, num_epochs=1, layer_sizes=(8,), additional_feature_sets=[["history"]],
-                                   unknown_user_rate=rate, l2=0.0, models_root=tmp_path, **FAST).train_model(["history"])
+                                   unknown_user_rate=rate, l2=0.0, models_root=tmp_path, **FAST
+                                   ).train_model(["history"])
         slots[rate] = trained.model.query_tower.user_embedding.embeddings.numpy()
         inputs = {"user": tf.constant([0, 1], tf.int64), "timestamp": tf.constant([0, 0], tf.int64)}
         np.testing.assert_array_equal(trained.model.query_tower(inputs), trained.model.query_tower(inputs))

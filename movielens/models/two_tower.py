@@ -179,8 +179,9 @@ class CandidateTower(tf.keras.Model):
         self.feature_names = tower_features(features, CANDIDATE)
         d = embedding_size
         self.vocab_index = tf.constant(tables.movie_vocab_index, tf.int64)
-        self.movie_embedding = tf.keras.layers.Embedding(
-            tables.num_movies, d, name="movie_title", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
+        regularizer = tf.keras.regularizers.l2(l2) if l2 else None
+        self.movie_embedding = tf.keras.layers.Embedding(tables.num_movies, d, name="movie_title",
+                                                         embeddings_regularizer=regularizer)
         if "movie_title_text" in self.feature_names:
             self.title_tokens = tf.constant(tables.title_tokens, tf.int64)
             self.title_text = _MeanEmbedding(len(tables.title_vocabulary), d, name="movie_title_text")

@@ -91,7 +91,7 @@ def timings(history: dict) -> dict:
 
 
 def run_one(name: str, shared: Path, training_overrides: dict, retrain: bool) -> dict:
-    from movielens.bert4rec_trainer import Bert4RecTrainingConfig, train_bert4rec
+    from movielens.sequential import Bert4RecTrainingConfig, train_bert4rec
     from movielens.data import load_movielens, make_split
     from movielens.models.bert4rec import Bert4RecConfig
 

@@ -40,6 +40,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
     parser.add_argument("--index_backend", default="auto", choices=("auto", "brute_force", "scann"),
                         help="top-k index (default auto: ScaNN when importable and the catalogue is large)")
     cli.add_data_flags(parser)
+    parser.set_defaults(split=family.default_split)
     family.add_flags(parser)
     cli.add_run_flags(parser)
     return parser

@@ -36,6 +36,7 @@ def build_parser(model: str) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=list(REGISTRY), help="model family")
     cli.add_data_flags(parser)
+    parser.set_defaults(split=family.default_split)
     family.add_flags(parser)
     cli.add_run_flags(parser)
     cli.add_user_flags(parser, "--generate_recommendations_for_user")

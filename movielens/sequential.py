@@ -16,9 +16,10 @@ Metrics:
                   interaction counts) from movies outside the history (`test_sampled100_*`).
 A held-out movie never rated in training cannot be ranked and counts as a miss.
 
-Cache: `saved_models/<bert4rec|sasrec>-<dataset variant>-<split>-<hash>/` with config.json
-(model type and config, training config, seed, data identity), history.json, metrics.json,
-vocabulary.json (item index i = movie_ids[i - 1]) and weights/. `load_trained` rebuilds either model.
+Cache: through the shared train-or-load of the families (`movielens.families.sequential`):
+`saved_models/<bert4rec|sasrec>-<variant>-<split>-<hash>/` with config.json (the identity), history.json,
+metrics.json, sequential.json (the architecture as trained) and weights/; `load_network` rebuilds either.
+Item index i is the split vocabulary's movie i - 1. Recommendations go through the shared recommender.
 
 SASRec's data-dependent defaults (`adapt_config`; BERT4Rec keeps the paper's fixed ones):
   max_len  min(200, the 90th percentile of the users' training sequence lengths, rounded up to a
@@ -38,7 +39,6 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from movielens import evaluation
@@ -48,8 +48,7 @@ from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
 from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
 from movielens.models.sasrec import SasRec, SasRecConfig
-from movielens.persistence import ModelDir, load_weights, readable_name, save_weights
-from movielens.recommender import Recommendation, UserHistory
+from movielens.persistence import ModelDir, load_weights, save_weights
 from movielens.sequences import (
     PAD,
     NextItemTask,
@@ -61,18 +60,12 @@ from movielens.sequences import (
     shifted_dataset,
     training_windows,
 )
-from movielens.titles import TitleIndex
 
-MODEL_NAME = "bert4rec"
 MODEL_TYPES = ("bert4rec", "sasrec")
 MONITOR = "val_ndcg@10"
 KS = (1, 5, 10)
 SAMPLED_NEGATIVES = 100
 SAMPLED_PREFIX = f"sampled{SAMPLED_NEGATIVES}_"
-# Bumped when the layers (hence the checkpoint layout) change: older cached models are not reloaded.
-# 2: matmul self-attention with one fused QKV projection and stateless dropout.
-ARCHITECTURE_VERSION = 2
-SASREC_ARCHITECTURE_VERSION = 1
 # adapt_config: SASRec's max_len = min(MAX_LEN_CAP, this quantile of training lengths, rounded up to 8s);
 # dropout = SMALL_DATA_DROPOUT below SMALL_DATA_USERS training users, else LARGE_DATA_DROPOUT.
 MAX_LEN_CAP, MAX_LEN_QUANTILE = 200, 0.9
@@ -245,21 +238,6 @@ def adapt_config(config: SasRecConfig, sequences: UserSequences) -> SasRecConfig
     return config.replace(**changes) if changes else config
 
 
-def cache_key(data: MovieLensData, split: Split, config: Bert4RecConfig | SasRecConfig,
-              training: SequentialTrainingConfig, seed: int) -> dict:
-    """Everything that determines the trained model (hashed into the saved_models/ folder name).
-
-    BERT4Rec's key has no "model_type" (as before SASRec existed, so its cached models stay valid).
-    """
-    key = {"model": config.to_dict(), "architecture": ARCHITECTURE_VERSION, "training": training.to_dict(),
-           "seed": seed,
-           "data": {"variant": data.variant, "source": data.source, "ratings": int(len(data.ratings)),
-                    "split": split.name, "train": int(len(split.train))}}
-    if isinstance(config, SasRecConfig):
-        key.update(model_type="sasrec", architecture=SASREC_ARCHITECTURE_VERSION)
-    return key
-
-
 def build_model(config: Bert4RecConfig | SasRecConfig, training: SequentialTrainingConfig,
                 n_items: int) -> SequentialModel:
     """The model of `config`'s type with its variables created, compiled with Adam (warm-up, clipping)."""
@@ -292,52 +270,35 @@ def training_dataset(config: Bert4RecConfig | SasRecConfig, training: Sequential
     return shifted_dataset(windows, training.batch_size, seed), len(windows)
 
 
-def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
-                     config: Bert4RecConfig | SasRecConfig | None = None,
-                     training: SequentialTrainingConfig | None = None, seed: int = 42, retrain: bool = False,
-                     verbose: int = 1, root=None,
-                     callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedSequential:
-    """Trains BERT4Rec or SASRec on `split.train` (or loads the cached result), then evaluates on the test part.
+def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | SasRecConfig,
+                   training: SequentialTrainingConfig, model_dir: ModelDir, seed: int = 42, verbose: int = 1,
+                   evaluate=None, callbacks: Sequence[tf.keras.callbacks.Callback] = ()
+                   ) -> tuple[SequentialModel, dict, dict]:
+    """Trains BERT4Rec or SASRec (by `config`'s type) on `split.train`, checkpointing into `model_dir`.
 
-    Args:
-      model: "bert4rec" or "sasrec"; `config` (Bert4RecConfig / SasRecConfig) must match it.
-        SASRec's data-dependent fields are filled from the training sequences first (`adapt_config`),
-        and the filled config is what is cached and returned.
-      training: default Bert4RecTrainingConfig() / SasRecTrainingConfig().
-
-    With a leave-last-out split: validation every `evaluate_every` epochs, early stopping on
-    val_ndcg@10 (best weights kept), full-ranking and sampled test metrics. With another split there is
-    no next-item task: it trains for `training.epochs` epochs and reports no metrics.
+    Validation: on a leave-last-out split each user's second-to-last movie (the sequential protocol);
+    otherwise `evaluate(model) -> {"val_ndcg@10": ...}` when given (the families pass the leaderboard
+    protocol), or none. Early stopping on val_ndcg@10 with the best weights kept. SASRec's data-dependent
+    fields are filled from the training sequences first (`adapt_config`). Returns (network, history,
+    metrics); on leave-last-out the metrics hold the full-ranking and sampled test figures.
     """
-    default_config, default_training = default_configs(model)
-    config, training = config or default_config, training or default_training
-    if model_type_of(config) != model:
-        raise ValueError(f"model {model!r} needs a {type(default_config).__name__}, got {type(config).__name__}")
     vocabulary = split.vocabulary
     n_items = len(vocabulary.movie_ids)
     sequences = build_sequences(split.train, vocabulary)
     if isinstance(config, SasRecConfig):
         config = adapt_config(config, sequences)
-    key = cache_key(data, split, config, training, seed)
-    model_dir = ModelDir(readable_name(model, data.variant, split.name), key, root=root)
-    if model_dir.is_complete() and not retrain:
-        try:
-            return load_trained(model_dir)
-        except CorruptFileError as error:
-            print(f"cached model unreadable ({error}); retraining", flush=True)
-    model_dir.start(retrain=retrain)
-    model_dir.write_json("vocabulary.json", {"movie_ids": [str(m) for m in vocabulary.movie_ids]})
     tf.keras.utils.set_random_seed(seed)
     network = build_model(config, training, n_items)
-
     dataset, n_windows = training_dataset(config, training, sequences, n_items, seed)
     tasks = leave_last_out_tasks(split) if split.name == "leave_last_out" else None
-    evaluate = (lambda m: next_item_metrics(m, tasks[0], "val_")) if tasks else None
+    if tasks:
+        evaluate = lambda m: next_item_metrics(m, tasks[0], "val_")  # noqa: E731
     started = time.perf_counter()
     callbacks = [*callbacks, TimeBudget(training.time_budget_minutes)]
     history = _fit(network, dataset, model_dir, training, evaluate, verbose, callbacks)
     history["train_seconds_this_run"] = time.perf_counter() - started
-    metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences)}
+    metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences),
+                                 "epochs_run": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch")}
     if tasks:
         metrics.update(next_item_metrics(network, tasks[1], "test_"))
         popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
@@ -347,9 +308,53 @@ def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
             print(f"sampled protocol skipped: {error}", flush=True)
         metrics["test_unknown_targets"] = int((tasks[1].targets == PAD).sum())
         metrics["test_users"] = len(tasks[1])
+    return network, history, metrics
+
+
+def save_sequential(network: SequentialModel, model_dir: ModelDir) -> None:
+    """The weights, and the architecture as trained (SASRec's data-dependent fields filled in)."""
+    config = network.bert_config if isinstance(network, Bert4Rec) else network.sasrec_config
     save_weights(network, model_dir.weights_prefix)
-    model_dir.finish(history, metrics)
-    return TrainedSequential(network, config, training, vocabulary, history, metrics, model_dir)
+    model_dir.write_json("sequential.json", {"model_type": model_type_of(config), "model": config.to_dict(),
+                                             "n_items": int(network.n_items)})
+
+
+def load_network(model_dir: ModelDir, training: SequentialTrainingConfig, n_items: int) -> SequentialModel:
+    """Rebuilds the network saved by `save_sequential` and restores its weights (CorruptFileError if it fails)."""
+    saved = model_dir.read_json("sequential.json")
+    config_class = SasRecConfig if saved["model_type"] == "sasrec" else Bert4RecConfig
+    if int(saved["n_items"]) != n_items:
+        raise CorruptFileError(f"{model_dir.path} has {saved['n_items']} items, the split has {n_items}")
+    network = build_model(config_class.from_dict(saved["model"]), training, n_items)
+    load_weights(network, model_dir.weights_prefix)
+    return network
+
+
+def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
+                     config: Bert4RecConfig | SasRecConfig | None = None,
+                     training: SequentialTrainingConfig | None = None, seed: int = 42, retrain: bool = False,
+                     verbose: int = 1, root=None,
+                     callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedSequential:
+    """BERT4Rec or SASRec on `split` through the shared train-or-load path (`movielens.families`, family
+    `model`): loaded from saved_models/ when there, else trained (`fit_sequential`) and saved.
+
+    `config` (Bert4RecConfig / SasRecConfig) must match `model`; `training` defaults to the model's.
+    """
+    from movielens.families import get_family
+    from movielens.families.base import Context, train_or_load
+    from movielens.families.sequential import SequentialConfig
+
+    default_config, default_training = default_configs(model)
+    config, training = config or default_config, training or default_training
+    if model_type_of(config) != model:
+        raise ValueError(f"model {model!r} needs a {type(default_config).__name__}, got {type(config).__name__}")
+    record = train_or_load(get_family(model), SequentialConfig(config, training, seed),
+                           Context(data, split, verbose, options={"callbacks": list(callbacks)}), retrain=retrain,
+                           root=root)
+    network = record.state
+    resolved = network.bert_config if isinstance(network, Bert4Rec) else network.sasrec_config
+    return TrainedSequential(network, resolved, training, split.vocabulary, record.history, record.metrics,
+                             record.model_dir, record.loaded)
 
 
 def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | None = None,
@@ -371,83 +376,3 @@ def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig
     return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
                          evaluate=evaluate, evaluate_every=training.evaluate_every, monitor=MONITOR, mode="max",
                          patience=training.patience, restore_best=True, verbose=verbose, callbacks=callbacks)
-
-
-def load_trained(model_dir: ModelDir) -> TrainedSequential:
-    """Rebuilds the model (BERT4Rec or SASRec, from config.json) of a finished `model_dir` and restores its weights."""
-    key = model_dir.read_json("config.json")
-    if key.get("model_type", "bert4rec") == "sasrec":
-        config, training = SasRecConfig.from_dict(key["model"]), SasRecTrainingConfig.from_dict(key["training"])
-    else:
-        config, training = Bert4RecConfig.from_dict(key["model"]), Bert4RecTrainingConfig.from_dict(key["training"])
-    movie_ids = np.array(model_dir.read_json("vocabulary.json")["movie_ids"], dtype=object)
-    model = build_model(config, training, len(movie_ids))
-    load_weights(model, model_dir.weights_prefix)
-    vocabulary = Vocabulary(np.zeros(0, object), movie_ids)
-    return TrainedSequential(model, config, training, vocabulary, model_dir.read_json("history.json"),
-                             model_dir.read_json("metrics.json"), model_dir, loaded=True)
-
-
-# --- recommendations -----------------------------------------------------------------------------------
-
-class SequentialRecommender:
-    """Next-movie recommendations from a watch history (the recommender contract of `movielens.recommender`).
-
-    Args:
-      model: a trained Bert4Rec or SasRec.
-      movie_ids: the model's items, item index i = movie_ids[i - 1].
-      movies: the catalogue (movie_id, movie_title) for titles and title lookup.
-      ratings: whose time-ordered movies are a user's history (`recommend(user_id)`),
-        e.g. all of a data set's ratings.
-    """
-
-    def __init__(self, model: SequentialModel, movie_ids: Sequence[str], movies: pd.DataFrame, ratings: pd.DataFrame):
-        self.model = model
-        self.movie_ids = np.asarray([str(m) for m in movie_ids], dtype=object)
-        self.vocabulary = Vocabulary(np.zeros(0, object), self.movie_ids)
-        self.users = UserHistory(ratings)
-        self.titles = dict(zip(movies["movie_id"].astype(str), movies["movie_title"]))
-        self.title_index = TitleIndex.from_movies(movies)
-
-    @classmethod
-    def from_trained(cls, trained: TrainedSequential, data: MovieLensData, ratings: pd.DataFrame | None = None):
-        return cls(trained.model, trained.vocabulary.movie_ids, data.movies,
-                   data.ratings if ratings is None else ratings)
-
-    def recommend(self, user_id, k: int = 10, exclude_seen: bool = True) -> list[Recommendation]:
-        """The k movies most likely next for this user's history (raises UnknownUserError)."""
-        return self.recommend_for_history(list(self.users.seen_movies(user_id)), k, ids=True,
-                                          exclude_seen=exclude_seen)
-
-    def history_ids(self, history: Sequence[str], ids: bool = False) -> list[str]:
-        """Titles (tolerant match; UnknownTitleError lists the closest) or movie ids -> movie ids."""
-        if ids:
-            unknown = [m for m in map(str, history) if m not in self.titles]
-            if unknown:
-                raise KeyError(f"unknown movie ids {unknown[:5]}; ids are MovieLens movie ids such as "
-                               f"{', '.join(list(self.titles)[:3])}")
-            return [str(m) for m in history]
-        return [str(self.title_index.lookup(title)) for title in history]
-
-    def recommend_for_history(self, history: Sequence[str], k: int = 10, ids: bool = False,
-                              exclude_seen: bool = True) -> list[Recommendation]:
-        """Recommendations after watching `history` in this order (titles, or movie ids with `ids=True`).
-
-        Movies of the history the model never saw in training carry no information and are left out.
-        """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        movie_ids = self.history_ids(history, ids)
-        items = self.vocabulary.encode_movies(movie_ids)
-        items = items[items != PAD].astype(np.int32)
-        if not len(items) and not ids and history:
-            raise ValueError(f"none of {list(history)} was rated in the training data; the model cannot use them")
-        scores = self.model.score_histories([items])[0].astype(np.float64)
-        if exclude_seen and len(items):
-            scores[items - 1] = -np.inf
-        top = evaluation.top_k(scores[None, :], min(k, int(np.isfinite(scores).sum())))[0]
-        return [Recommendation(self.movie_ids[i], self.titles.get(self.movie_ids[i], ""), float(scores[i]))
-                for i in top]
-
-
-Bert4RecRecommender = SequentialRecommender  # the old name

@@ -23,23 +23,24 @@ def test_train_report_cache_and_recommend(synthetic, tmp_path, capsys):
 
     assert run_cli.main(common) == 0
     out = capsys.readouterr().out
-    assert "saved to" in out and "| test_ndcg@10 |" in out and "leave_last_out split" in out
+    assert "| bert4rec | sequential |" in out and "[bert4rec] its own protocol: test_hr@10" in out
+    assert "leave_last_out split" in out
     (model_dir,) = [p for p in paths.models_dir().iterdir() if p.name.startswith("bert4rec-100k-leave_last_out")]
     for name in ("config.json", "history.json", "metrics.json"):
         json.loads((model_dir / name).read_text())
-    assert json.loads((model_dir / "config.json").read_text())["model"]["hidden_dim"] == 16
+    assert json.loads((model_dir / "config.json").read_text())["config"]["model"]["hidden_dim"] == 16
 
     assert run_cli.main(common) == 0  # cached: loaded, not retrained
-    assert "loaded from" in capsys.readouterr().out
+    assert "| bert4rec | sequential |" in (out := capsys.readouterr().out) and "| loaded |" in out
 
     assert recommend_cli.main([*common, "--history", "the matrix", "cite des enfants perdus", "--k", "3"]) == 0
     out = capsys.readouterr().out
-    assert "History: Matrix, The" in out and out.count("(score") == 3
-    recommended = [line for line in out.splitlines() if "(score" in line]
-    assert not any("Matrix, The" in line for line in recommended)
+    assert "history Matrix, The" in out
+    recommended = [line for line in out.splitlines() if line[:4].strip(". ").isdigit()]
+    assert len(recommended) == 3 and not any("Matrix, The" in line for line in recommended)
 
     assert recommend_cli.main([*common, "--user_id", "3", "--k", "4"]) == 0
-    assert capsys.readouterr().out.count("(score") == 4
+    assert len([line for line in capsys.readouterr().out.splitlines() if line[:4].strip(". ").isdigit()]) == 4
 
     assert recommend_cli.main([*common, "--history", "The Matrx"]) == 2
     assert "Closest matches" in capsys.readouterr().err
@@ -51,11 +52,11 @@ def test_train_report_cache_and_recommend(synthetic, tmp_path, capsys):
 
 def test_bad_title_or_user_fails_before_any_training(synthetic, tmp_path, monkeypatch, capsys):
     from experiments import recommend as recommend_cli
-    from movielens import bert4rec_trainer
+    from movielens import experiment
     from movielens.data.synthetic import write_grouplens
 
     folder = write_grouplens(synthetic[0], tmp_path / "ml-100k", "100k")
-    monkeypatch.setattr(bert4rec_trainer, "train_bert4rec", lambda *a, **k: pytest.fail("trained before checking"))
+    monkeypatch.setattr(experiment, "train_or_load", lambda *a, **k: pytest.fail("trained before checking"))
     base = ["--model", "bert4rec", "--dataset", "100k", "--data_dir", str(folder), "--data_source", "local"]
     assert recommend_cli.main([*base, "--history", "Matrix (2099)"]) == 2
     assert "Closest matches: Matrix, The" in capsys.readouterr().err

@@ -18,14 +18,21 @@ FAST_FLAGS = {
     "cf": ["--num_epochs", "15", "--no-refit_full"],
     "autorec": ["--num_epochs", "15", "--embedding_size", "32"],
     "knn": ["--num_epochs", "10", "--batch_size", "256"],
-    "two_tower": ["--additional_feature_sets", "history", "--num_epochs", "15", "--batch_size", "128"],
+    "two_tower": ["--additional_feature_sets", "history", "--num_epochs", "15", "--batch_size", "128",
+                  "--unknown_user_rate", "0.3"],
+    "bert4rec": ["--max_len", "16", "--embedding_size", "32", "--num_layers", "1", "--num_heads", "2", "--dropout",
+                 "0", "--batch_size", "32", "--num_epochs", "40", "--validation_freq", "2", "--patience", "4",
+                 "--warmup_steps", "0", "--learning_rate", "0.01"],
+    "sasrec": ["--max_len", "16", "--embedding_size", "32", "--num_layers", "1", "--num_heads", "1", "--dropout",
+               "0", "--batch_size", "32", "--num_epochs", "40", "--validation_freq", "2", "--patience", "4",
+               "--warmup_steps", "0", "--learning_rate", "0.01"],
 }
 
 
 @pytest.fixture(scope="module")
 def planted_files(tmp_path_factory):
     """(data, truth, folder): 120 users in 4 planted taste clusters, written as ML-100K files."""
-    data, truth = synthetic_movielens(SyntheticSpec(n_users=120, n_movies=40, ratings_per_user=16, seed=5))
+    data, truth = synthetic_movielens(SyntheticSpec(n_users=120, n_movies=80, ratings_per_user=16, seed=5))
     return data, truth, write_grouplens(data, tmp_path_factory.mktemp("files") / "ml-100k", "100k")
 
 

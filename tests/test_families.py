@@ -14,9 +14,13 @@ from movielens.data.synthetic import SyntheticSpec, synthetic_movielens
 from movielens.families import REGISTRY, get_family
 from movielens.families.base import Context, ModelNotTrainedError, model_dir_for, train_or_load
 from movielens.families.histories import Histories
+from movielens.models.bert4rec import Bert4RecConfig
+from movielens.models.sasrec import SasRecConfig
 from movielens.recommender import Recommender, UnknownUserError, UserHistory
+from movielens.sequential import Bert4RecTrainingConfig, SasRecTrainingConfig
 
-SPEC = SyntheticSpec(n_users=120, n_movies=40, ratings_per_user=16, seed=5)
+# 20 movies per cluster, so a user's 16 ratings stay inside their cluster (sequence models see the clusters).
+SPEC = SyntheticSpec(n_users=120, n_movies=80, ratings_per_user=16, seed=5)
 # Settings that keep each family's contract to seconds (defaults are for real data sets).
 FAST = {
     "item_knn": {"neighbours_grid": (10,)},
@@ -25,7 +29,13 @@ FAST = {
     "knn": {"epochs": 10, "batch_size": 256},
     "autorec": {"epochs": 15, "n_factors": 32},
     # The history feature is how a two-tower model serves someone typed in (id-only gives them one list).
-    "two_tower": {"features": ("history",), "num_epochs": 15, "batch_size": 128},
+    "two_tower": {"features": ("history",), "num_epochs": 15, "batch_size": 128, "unknown_user_rate": 0.3},
+    "bert4rec": {"model": Bert4RecConfig(max_len=16, hidden_dim=32, num_layers=1, num_heads=2, dropout=0.0),
+                 "training": Bert4RecTrainingConfig(batch_size=32, epochs=40, evaluate_every=2, patience=4,
+                                                    warmup_steps=0, learning_rate=1e-2)},
+    "sasrec": {"model": SasRecConfig(max_len=16, hidden_dim=32, num_layers=1, num_heads=1, dropout=0.0),
+               "training": SasRecTrainingConfig(batch_size=32, epochs=40, evaluate_every=2, patience=4,
+                                                warmup_steps=0, learning_rate=1e-2)},
 }
 NOT_PERSONAL = {"popularity"}  # same list for everyone, by design
 

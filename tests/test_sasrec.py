@@ -16,9 +16,8 @@ from movielens.sequences import UserSequences
 from movielens.sequential import (
     Bert4RecTrainingConfig,
     SasRecTrainingConfig,
-    SequentialRecommender,
     adapt_config,
-    load_trained,
+    load_network,
     train_sequential,
 )
 
@@ -154,13 +153,23 @@ def planted_models(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(PLANTED))
 def test_the_next_movie_of_a_planted_series_ranks_first(planted_models, name):
-    data, _, trained, _ = planted_models
-    recommender = SequentialRecommender.from_trained(trained[name], data)
+    """Through the shared recommender, as `experiments.recommend --history` serves it."""
+    from movielens.families import get_family
+    from movielens.families.base import Context, train_or_load
+    from movielens.families.sequential import SequentialConfig
+    from movielens.recommender import Recommender
+
+    data, split, trained, root = planted_models
+    config, training = PLANTED[name]
+    record = train_or_load(get_family(name.split("-")[0]), SequentialConfig(config, training, 1),
+                           Context(data, split, verbose=0), root=root, no_train=True)
+    recommender = Recommender(record, backend="brute_force")
+    titles = dict(zip(data.movies["movie_id"], data.movies["movie_title"]))
     for history, expected in ((["1", "2", "3"], "4"), (["11", "12", "13"], "14"), (["15", "16"], "17")):
-        top = recommender.recommend_for_history(history, k=3, ids=True)
+        top = recommender.for_history([titles[m] for m in history], k=3).items
         assert top[0].movie_id == expected, (name, history, [r.movie_id for r in top])
-    titles = recommender.recommend_for_history(["series a part 5", "Series A part 6 (1996)"], k=1)
-    assert titles[0].movie_title == "Series A part 7 (1997)"
+    typed = recommender.for_history(["series a part 5", "Series A part 6 (1996)"], k=1).items
+    assert typed[0].movie_title == "Series A part 7 (1997)"
     metrics = trained[name].metrics  # movies 9, 10, 19, 20 end every run: never in training, counted as misses
     known = 1.0 - metrics["test_unknown_targets"] / metrics["test_users"]
     assert metrics["test_hr@1"] >= 0.9 * known, metrics
@@ -174,10 +183,10 @@ def test_sasrec_cache_folder_save_load_and_reuse(planted_models):
     assert sasrec.model_type == "sasrec" and isinstance(sasrec.model, SasRec)
     histories = [np.array([1, 2, 3], np.int32), np.array([5], np.int32), np.zeros(0, np.int32)]
     for name in PLANTED:
-        reloaded = load_trained(trained[name].model_dir)
-        assert type(reloaded.model) is type(trained[name].model) and reloaded.config == trained[name].config
+        reloaded = load_network(trained[name].model_dir, PLANTED[name][1], len(split.vocabulary.movie_ids))
+        assert type(reloaded) is type(trained[name].model)
         np.testing.assert_allclose(trained[name].model.score_histories(histories),
-                                   reloaded.model.score_histories(histories), rtol=1e-6, atol=1e-6)
+                                   reloaded.score_histories(histories), rtol=1e-6, atol=1e-6)
     config, training = PLANTED["sasrec"]
     cached = train_sequential(data, split, "sasrec", config, training, seed=1, verbose=0, root=root)
     assert cached.loaded and cached.metrics == sasrec.metrics and cached.model_dir.path == sasrec.model_dir.path

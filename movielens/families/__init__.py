@@ -12,6 +12,7 @@ from movielens.families.item_knn import ItemKnn
 from movielens.families.knn import Knn
 from movielens.families.popularity import Popularity
 from movielens.families.rating import FAMILIES as RATING_FAMILIES
+from movielens.families.sequential import FAMILIES as SEQUENTIAL_FAMILIES
 from movielens.families.two_tower import TwoTower
 
 REGISTRY: dict[str, Family] = {}
@@ -24,7 +25,7 @@ def register(family: Family) -> Family:
     return family
 
 
-for _family in (Popularity(), ItemKnn(), Ease(), TwoTower(), Knn(), *RATING_FAMILIES):
+for _family in (Popularity(), ItemKnn(), Ease(), TwoTower(), Knn(), *SEQUENTIAL_FAMILIES, *RATING_FAMILIES):
     register(_family)
 
 

@@ -45,7 +45,8 @@ class SequentialScorer:
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
             def state(inputs):
-                return model.head_norm(model.head(model.encode(inputs)[:, -1, :]))
+                # The output head at the [MASK] after the history; [B, 1, H] as in training.
+                return model.head_norm(model.head(model.encode(inputs)[:, -1:, :]))[:, 0, :]
         else:
             self._candidates = np.asarray(model.item_vectors(), np.float32)
 
@@ -75,6 +76,9 @@ class Sequential(Family):
     # A time budget stops training early but does not make another model: not part of the identity.
     not_identity = ("time_budget_minutes",)
     default_split = "leave_last_out"
+    # On leave-last-out: the sequential protocol's own figures (full ranking; sampled-100 for the papers).
+    headline_metrics = ("test_hr@10", "test_ndcg@10", "test_sampled100_hr@10", "test_sampled100_ndcg@10",
+                        "best_epoch", "epochs_run")
 
     def __init__(self, name: str, summary: str):
         self.name, self.summary = name, summary
@@ -88,6 +92,9 @@ class Sequential(Family):
         values = config.to_dict()
         values["training"] = {k: v for k, v in values["training"].items() if k not in self.not_identity}
         return values
+
+    def label(self, config: SequentialConfig) -> str:
+        return self.name
 
     def add_flags(self, parser) -> None:
         from movielens.cli import add_config_flags
@@ -114,14 +121,14 @@ class Sequential(Family):
             evaluate = _protocol_validation(split)
         network, history, metrics = sequential.fit_sequential(
             context.data, split, config.model, config.training, model_dir, seed=config.seed,
-            verbose=context.verbose, evaluate=evaluate)
+            verbose=context.verbose, evaluate=evaluate, callbacks=context.options.get("callbacks", ()))
         return Fitted(network, history, metrics)
 
     def save(self, state, model_dir) -> None:
         sequential.save_sequential(state, model_dir)
 
     def load(self, config: SequentialConfig, context: Context, model_dir):
-        return sequential.load_trained(model_dir).model
+        return sequential.load_network(model_dir, config.training, context.n_items)
 
     def scorer(self, state, config, context) -> SequentialScorer:
         return SequentialScorer(state)

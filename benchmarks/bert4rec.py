@@ -91,9 +91,9 @@ def timings(history: dict) -> dict:
 
 
 def run_one(name: str, shared: Path, training_overrides: dict, retrain: bool) -> dict:
-    from movielens.sequential import Bert4RecTrainingConfig, train_bert4rec
     from movielens.data import load_movielens, make_split
     from movielens.models.bert4rec import Bert4RecConfig
+    from movielens.sequential import Bert4RecTrainingConfig, train_bert4rec
 
     variant, folder, label = DATASETS[name]
     data = load_movielens(variant, data_dir=shared / folder, source="local")

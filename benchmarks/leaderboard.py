@@ -39,7 +39,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 README_MARKERS = ("<!-- leaderboard:start -->", "<!-- leaderboard:end -->")
 
 
-def family_configs(names, sequential_minutes: float, variant: str):
+def family_configs(names, sequential_minutes: float):
+    """Each family's default config (the two-tower's is the id-only model, the best feature set on both data
+    sets' validation parts: benchmarks/two_tower_quality.py); sequential models get the time budget."""
     from movielens.families import get_family
 
     rows = []
@@ -48,10 +50,6 @@ def family_configs(names, sequential_minutes: float, variant: str):
         config = family.default_config()
         if family.kind == "sequential" and sequential_minutes:
             config = config.replace(training=config.training.replace(time_budget_minutes=sequential_minutes))
-        if family.name == "two_tower":  # the best feature set of the two-tower comparison for this data
-            from movielens.families.two_tower import best_feature_set
-
-            config = config.replace(features=best_feature_set(variant))
         rows.append((family, config))
     return rows
 
@@ -64,7 +62,7 @@ def run_cell(dataset: str, split_name: str, names, sequential_minutes: float) ->
     data = load_movielens(variant, data_dir=paths.shared_datasets_dir() / folder)
     split = make_split(data, split_name, SPLITS[split_name], 42)
     started = time.perf_counter()
-    board = run_leaderboard(data, split, family_configs(names, sequential_minutes, variant))
+    board = run_leaderboard(data, split, family_configs(names, sequential_minutes))
     print(board.markdown(), flush=True)
     return {"dataset": label, "split": split_name, "seconds": time.perf_counter() - started,
             "machine": machine(), **board.to_json()}

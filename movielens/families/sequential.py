@@ -36,24 +36,13 @@ class SequentialScorer:
     """query = the model's output state after the history; candidate = the tied item embedding (+ bias)."""
 
     def __init__(self, model):
-        import tensorflow as tf
-
         self.model = model
         if isinstance(model, Bert4Rec):
             items = model.item_embedding.embeddings[1:model.n_items + 1].numpy()
             self._candidates = np.hstack([items, model.output_bias.numpy()[:, None]]).astype(np.float32)
-
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
-            def state(inputs):
-                # The output head at the [MASK] after the history; [B, 1, H] as in training.
-                return model.head_norm(model.head(model.encode(inputs)[:, -1:, :]))[:, 0, :]
         else:
             self._candidates = np.asarray(model.item_vectors(), np.float32)
-
-            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
-            def state(inputs):
-                return model(inputs, training=False)[:, -1, :]
-        self._state = state
+        self._state = _state_function(model)
 
     def candidates(self) -> np.ndarray:
         return self._candidates
@@ -69,6 +58,27 @@ class SequentialScorer:
         if isinstance(self.model, Bert4Rec):
             queries = np.hstack([queries, np.ones((len(queries), 1), np.float32)])
         return queries.astype(np.float32)
+
+
+def _state_function(model):
+    """The compiled history -> output-state function of `model`, built once per model (validation builds a
+    scorer every epoch; a new tf.function each time would retrace)."""
+    import tensorflow as tf
+
+    state = getattr(model, "_output_state", None)
+    if state is not None:
+        return state
+    if isinstance(model, Bert4Rec):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+        def state(inputs):
+            # The output head at the [MASK] after the history; [B, 1, H] as in training.
+            return model.head_norm(model.head(model.encode(inputs)[:, -1:, :]))[:, 0, :]
+    else:
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+        def state(inputs):
+            return model(inputs, training=False)[:, -1, :]
+    model._output_state = state
+    return state
 
 
 class Sequential(Family):

@@ -41,7 +41,7 @@ import numpy as np
 
 import movielens  # noqa: F401
 from benchmarks.common import markdown_table, write_results
-from movielens import evaluation, paths, rating
+from movielens import evaluation, paths, rating, rating_data
 from movielens.data import load_movielens, make_split
 
 TARGETS = {  # from the issue; published anchors quoted alongside in the table
@@ -96,7 +96,7 @@ def _check(label: str, measured: float, variant: str = "") -> dict:
 
 def _ensemble_row(members, split, model: str, dataset: str = "ML-100K", split_name: str = "random 90/10") -> dict:
     """The mean prediction of `members` (same split and vocabulary) on the test part."""
-    test = rating.EncodedRatings.from_frame(split.test, members[0].vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, members[0].vocabulary)
     mean = np.mean([rating.predict_ratings(m.model, test.users, test.movies) for m in members], axis=0)
     scores = evaluation.rmse(mean, test.ratings)
     return {"dataset": dataset, "split": split_name, "model": model, "test_rmse": scores["rmse"],
@@ -112,7 +112,7 @@ def blend_validation_check(data, split, key, retrain: bool) -> dict:
     """
     members = {m: _train_config(rating.default_config(m, refit_full=False), data, split, key, retrain)
                for m in ("cf", "autorec")}
-    parts = rating.rating_parts(split, members["cf"].config.validation_fraction, members["cf"].config.seed)
+    parts = rating_data.rating_parts(split, members["cf"].config.validation_fraction, members["cf"].config.seed)
     val = parts.validation
     predictions = {m: rating.predict_ratings(t.model, val.users, val.movies) for m, t in members.items()}
     weights = np.round(np.linspace(0, 1, 21), 2)
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
         print("ML-100K canonical folds u1..u5", flush=True)
         # Each fold's split and cf model are built once and reused by the variant and blend rows below
         # (a second `_train` would retrain cf under --retrain).
-        fold_splits = {fold: rating.fold_split(data, shared / "ml-100k", fold) for fold in rating.FOLDS}
+        fold_splits = {fold: rating_data.fold_split(data, shared / "ml-100k", fold) for fold in rating_data.FOLDS}
         fold_cf = {fold: _train("cf", data, split_, rating.data_key(data, split_), args.retrain)
                    for fold, split_ in fold_splits.items()}
         fold_rmse = []
@@ -279,11 +279,11 @@ def main(argv=None) -> int:
             fold_rmse.append(fold_model.metrics["test_rmse"])
         mean = sum(fold_rmse) / len(fold_rmse)
         label = "ML-100K u1-u5 mean"
-        fold_rows = [r for r in rows if r["split"] in rating.FOLDS]
+        fold_rows = [r for r in rows if r["split"] in rating_data.FOLDS]
         early = [r["es_test_rmse"] for r in fold_rows]
         rows.append({"dataset": "ML-100K", "split": "u1-u5 mean", "model": "cf", "test_rmse": mean,
                      "es_test_rmse": None if None in early else sum(early) / len(early),
-                     "fit_s": sum(r["fit_s"] for r in rows if r["split"] in rating.FOLDS) / len(fold_rmse)})
+                     "fit_s": sum(r["fit_s"] for r in rows if r["split"] in rating_data.FOLDS) / len(fold_rmse)})
         checks.append(_check(label, mean))
         if args.side:
             side_rmse = []
@@ -303,7 +303,7 @@ def main(argv=None) -> int:
                 rows.append(_ensemble_row([fold_cf[fold], fold_autorec], fold_split, BLEND_LABEL, split_name=fold))
                 autorec_rmse.append(fold_autorec.metrics["test_rmse"])
                 blend_rmse.append(rows[-1]["test_rmse"])
-            autorec_rows = [r for r in rows if r["split"] in rating.FOLDS and r["model"] == AUTOREC_LABEL]
+            autorec_rows = [r for r in rows if r["split"] in rating_data.FOLDS and r["model"] == AUTOREC_LABEL]
             early = [r["es_test_rmse"] for r in autorec_rows]
             for model, values in ((AUTOREC_LABEL, autorec_rmse), (BLEND_LABEL, blend_rmse)):
                 rows.append({"dataset": "ML-100K", "split": "u1-u5 mean", "model": model,

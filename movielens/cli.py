@@ -170,9 +170,9 @@ def load_data_and_split(args: argparse.Namespace, default_fractions) -> tuple:
     data = data_cli.load_data(args)
     print(describe_source(data), flush=True)
     if getattr(args, "fold", None):
-        from movielens import rating
+        from movielens import rating_data
 
-        return data, rating.fold_split(data, rating.fold_folder(args.data_dir), args.fold)
+        return data, rating_data.fold_split(data, rating_data.fold_folder(args.data_dir), args.fold)
     if args.split == "random" and not args.split_fractions:
         args.split_fractions = list(default_fractions)
     return data, make_split(data, args.split, args.split_fractions, args.seed)

@@ -49,6 +49,7 @@ from movielens.io import CorruptFileError
 from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
 from movielens.models.sasrec import SasRec, SasRecConfig
 from movielens.persistence import ModelDir, load_weights, save_weights
+from movielens.schedules import WarmupConstant
 from movielens.sequences import (
     PAD,
     NextItemTask,
@@ -128,22 +129,6 @@ class TimeBudget(tf.keras.callbacks.Callback):
         if self.minutes and time.perf_counter() - self.started > 60.0 * self.minutes:
             print(f"time budget of {self.minutes} minutes reached after epoch {epoch + 1}", flush=True)
             self.model.stop_training = True
-
-
-class WarmupConstant(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from ~0 to `rate` over `warmup_steps`, constant afterwards."""
-
-    def __init__(self, rate: float, warmup_steps: int):
-        self.rate, self.warmup_steps = rate, warmup_steps
-
-    def __call__(self, step):
-        if not self.warmup_steps:
-            return tf.constant(self.rate, tf.float32)
-        fraction = tf.cast(step + 1, tf.float32) / float(self.warmup_steps)
-        return self.rate * tf.minimum(1.0, fraction)
-
-    def get_config(self):
-        return {"rate": self.rate, "warmup_steps": self.warmup_steps}
 
 
 SequentialModel = Bert4Rec | SasRec  # anything with n_items and score_histories(histories) -> [n, n_items]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from movielens import rating
+from movielens import rating, rating_data
 from movielens.data.splits import random_split
 from movielens.recommender import UnknownUserError, UserHistory
 
@@ -65,7 +65,7 @@ def assert_reloads_identically(trained, data, split, monkeypatch) -> None:
     monkeypatch.setenv("MOVIELENS_MODELS_DIR", str(trained.model_dir.path.parent))
     loaded = rating.train_or_load(trained.config, data, split, verbose=0)
     assert loaded.loaded and loaded.metrics == trained.metrics
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, trained.vocabulary)
     np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
                                   rating.predict_ratings(trained.model, test.users, test.movies))
 
@@ -89,7 +89,7 @@ def assert_recovers_planted_ratings(trained, split, truth) -> None:
 
     m = trained.metrics
     assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"], m
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, trained.vocabulary)
     predicted = rating.predict_ratings(trained.model, test.users, test.movies)
     users = split.test["user_id"].astype(int).to_numpy() - 1
     movies = split.test["movie_id"].astype(int).to_numpy() - 1

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
-from movielens import rating
+from movielens import rating, rating_data
 from movielens.models.autorec import ItemAutoRec, rating_matrix
 from tests.conftest import train_on_planted_ratings
 from tests.contract import (
@@ -67,7 +67,7 @@ def test_autorec_recovers_planted_ratings_better_than_the_global_mean(planted):
 def test_untrained_users_and_movies_fall_back_to_the_movie_mean(planted):
     _, _, split, trained = planted
     model = trained.model
-    fit = rating.EncodedRatings.from_frame(split.train, trained.vocabulary)
+    fit = rating_data.EncodedRatings.from_frame(split.train, trained.vocabulary)
     movie = int(fit.movies[0])
     movie_mean = fit.ratings[fit.movies == movie].mean()
     unknown_user, unknown_movie = rating.predict_ratings(model, np.array([0, 0]), np.array([movie, 0]))
@@ -80,7 +80,7 @@ def test_untrained_users_and_movies_fall_back_to_the_movie_mean(planted):
 def test_exported_tables_give_the_predictions(planted):
     """Prediction = clip(user vector . movie vector + user bias): the KNN index and ranking read these tables."""
     _, _, split, trained = planted
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, trained.vocabulary)
     known = (test.users > 0) & (test.movies > 0)
     users, movies = test.users[known], test.movies[known]
     model = trained.model

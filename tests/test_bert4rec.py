@@ -10,10 +10,10 @@ from movielens import evaluation
 from movielens.data.splits import leave_last_out_split
 from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig, SelfAttention, StatelessDropout
 from movielens.recommender import UserHistory
+from movielens.schedules import WarmupConstant
 from movielens.sequences import NextItemTask, UserSequences, masked_dataset, training_windows
 from movielens.sequential import (
     Bert4RecTrainingConfig,
-    WarmupConstant,
     load_network,
     next_item_metrics,
     next_item_ranks,

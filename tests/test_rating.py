@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from experiments import recommend as recommend_cli
 from experiments import run as run_cli
-from movielens import embedding_plot, evaluation, rating
+from movielens import embedding_plot, evaluation, rating, rating_data, schedules
 from movielens.cli import flag_name as rating_flag
 from movielens.data.splits import random_split
 from movielens.data.synthetic import SyntheticSpec, synthetic_movielens, write_grouplens
@@ -95,7 +95,7 @@ def test_config_rejects_bad_values():
 
 
 def test_one_cycle_warms_up_then_anneals():
-    schedule = rating.OneCycle(0.01, total_steps=100)
+    schedule = schedules.OneCycle(0.01, total_steps=100)
     rates = np.array([float(schedule(step)) for step in range(101)])
     assert rates[0] == pytest.approx(0.01 / 25, rel=1e-5) and rates[25] == pytest.approx(0.01, rel=1e-5)
     assert np.all(np.diff(rates[:26]) > 0) and np.all(np.diff(rates[25:]) < 0)
@@ -111,17 +111,17 @@ def test_fold_split_reads_canonical_files(tmp_path):
         frame = ratings[rows]
         (folder / f"u1.{part}").write_text("".join(f"{u}\t{m}\t{int(r)}\t{t}\n" for u, m, r, t in zip(
             frame["user_id"], frame["movie_id"], frame["user_rating"], frame["timestamp"])))
-    split = rating.fold_split(data, folder, "u1")
+    split = rating_data.fold_split(data, folder, "u1")
     assert len(split.test) == test_rows.sum() and len(split.train) == (~test_rows).sum()
     assert split.validation_is_test and split.name == "u1"
     pd.testing.assert_frame_equal(split.test, ratings[test_rows].reset_index(drop=True))
     with pytest.raises(ValueError, match="valid folds: u1, u2"):
-        rating.fold_split(data, folder, "u9")
+        rating_data.fold_split(data, folder, "u9")
     with pytest.raises(FileNotFoundError, match="u2.base"):
-        rating.fold_split(data, folder, "u2")
+        rating_data.fold_split(data, folder, "u2")
     (folder / "u1.test").write_text("999\t1\t5\t0\n")
     with pytest.raises(ValueError, match="do not match"):
-        rating.fold_split(data, folder, "u1")
+        rating_data.fold_split(data, folder, "u1")
 
 
 def test_embedding_plot_pca_and_html(planted, tmp_path):
@@ -185,7 +185,7 @@ def test_real_fold_files_map_onto_ml100k(shared_datasets):
     from movielens.data import load_movielens
 
     data = load_movielens("100k", data_dir=shared_datasets)
-    split = rating.fold_split(data, shared_datasets / "ml-100k", "u1")
+    split = rating_data.fold_split(data, shared_datasets / "ml-100k", "u1")
     assert (len(split.train), len(split.test)) == (80_000, 20_000)
 
 
@@ -208,14 +208,14 @@ def test_implicit_feedback_variant_trains_and_reloads(monkeypatch, tmp_path):
     np.testing.assert_allclose(trained.user_vectors()[1:] - offsets[1:], model.user_embedding.embeddings.numpy()[1:],
                                atol=1e-6)
     # Row u of the implicit matrix: 1/sqrt(|N(u)|) on exactly the movies u rated in the fitting part.
-    parts = rating.rating_parts(split, config.validation_fraction, config.seed)
+    parts = rating_data.rating_parts(split, config.validation_fraction, config.seed)
     dense = tf.sparse.to_dense(model.implicit).numpy()
     user = int(parts.fit.users[0])
     rated = np.unique(parts.fit.movies[parts.fit.users == user])
     assert set(np.flatnonzero(dense[user])) == set(rated)
     np.testing.assert_allclose(dense[user, rated], 1 / np.sqrt(len(rated)), rtol=1e-6)
     loaded = rating.train_or_load(config, data, split, verbose=0)
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, trained.vocabulary)
     assert loaded.loaded
     np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
                                   rating.predict_ratings(model, test.users, test.movies))
@@ -226,10 +226,10 @@ def test_splits_with_their_own_validation_part_are_used_as_is(synthetic):
 
     data, _ = synthetic
     split = temporal_split(data)
-    parts = rating.rating_parts(split, 0.1, seed=42)
+    parts = rating_data.rating_parts(split, 0.1, seed=42)
     assert len(parts.fit) == len(split.train) and len(parts.validation) == len(split.validation)
     assert len(parts.test) == len(split.test) and "its validation part" in parts.protocol
-    carved = rating.rating_parts(random_split(data, (0.9, 0.1), seed=42), 0.1, seed=42)
+    carved = rating_data.rating_parts(random_split(data, (0.9, 0.1), seed=42), 0.1, seed=42)
     assert len(carved.fit) + len(carved.validation) == round(0.9 * len(data.ratings))
     assert "carved out of train" in carved.protocol
 
@@ -244,7 +244,7 @@ def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs
     assert m["test_rmse"] < 0.8 * m["test_rmse_global_mean"] and "test_rmse_early_stopped" in m
     assert "refit on train" in m["protocol"]
     # The refit model has seen the validation ratings: its validation error falls below the early-stopped one's.
-    parts = rating.rating_parts(split, config.validation_fraction, config.seed)
+    parts = rating_data.rating_parts(split, config.validation_fraction, config.seed)
     val = rating.predict_ratings(trained.model, parts.validation.users, parts.validation.movies)
     assert evaluation.rmse(val, parts.validation.ratings)["rmse"] < m["val_rmse"]
     # The implicit term of the refit model covers every training rating of the user, validation included.
@@ -253,7 +253,7 @@ def test_refit_full_retrains_on_fit_plus_validation_for_the_early_stopped_epochs
     dense = tf.sparse.to_dense(trained.model.implicit).numpy()
     assert set(np.flatnonzero(dense[user])) == set(np.unique(train.movies[train.users == user]))
     loaded = rating.train_or_load(config, data, split, verbose=0)
-    test = rating.EncodedRatings.from_frame(split.test, trained.vocabulary)
+    test = rating_data.EncodedRatings.from_frame(split.test, trained.vocabulary)
     assert loaded.loaded and loaded.metrics == m
     np.testing.assert_array_equal(rating.predict_ratings(loaded.model, test.users, test.movies),
                                   rating.predict_ratings(trained.model, test.users, test.movies))
@@ -280,7 +280,7 @@ def test_side_features_variant_exports_consistent_tables_and_reloads(monkeypatch
                                   rating.predict_ratings(model, users, movies))
     no_users = data.__class__(**{**data.__dict__, "ratings": data.ratings.drop(columns=["user_gender"])})
     with pytest.raises(ValueError, match="side_features needs the user columns"):
-        rating.side_matrices(no_users, split.vocabulary)
+        rating_data.side_matrices(no_users, split.vocabulary)
 
 
 def test_bad_title_or_user_fails_before_any_training(synthetic, tmp_path, monkeypatch, capsys):

@@ -300,3 +300,21 @@ def leave_last_out_tasks(split: Split) -> tuple[NextItemTask, NextItemTask]:
             histories.append(seq)
         tasks.append(NextItemTask(users, histories, targets))
     return tasks[0], tasks[1]
+
+
+def score_by_length(score_last, inputs: np.ndarray, n_items: int, batch_size: int = 256,
+                    min_length: int = 0) -> np.ndarray:
+    """Scores of left-padded `inputs` [n, L] with `score_last` ([B, l] -> [B, n_items]), batch by batch.
+
+    Rows of similar length are scored together, each batch trimmed to its longest row (positions count
+    from the end, so trimming changes nothing): less padding to compute. `min_length` keeps at least that
+    many positions (an empty history still needs one). Returns float32 [n, n_items].
+    """
+    lengths = np.maximum((inputs != PAD).sum(axis=1), min_length)
+    order = np.argsort(lengths, kind="stable")
+    scores = np.zeros((len(inputs), n_items), np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        longest = int(lengths[rows].max())
+        scores[rows] = score_last(tf.constant(inputs[rows, inputs.shape[1] - longest:])).numpy()
+    return scores

@@ -14,8 +14,7 @@ import dataclasses
 import numpy as np
 
 from movielens.config import Config
-from movielens.families.base import Context, Family, Fitted, read_arrays, write_arrays
-from movielens.families.histories import Histories
+from movielens.families.item_item import ItemItemFamily, gram_matrix
 
 MAX_ITEMS = 30_000  # B is n_items² float32: 3.6 GB at this size
 
@@ -39,62 +38,21 @@ def ease_weights(gram: np.ndarray, l2: float) -> np.ndarray:
     return b.astype(np.float32)
 
 
-class EaseScorer:
-    """query = the history's 0/1 row, candidate j = column j of B."""
-
-    def __init__(self, weights: np.ndarray):
-        self.weights = weights
-
-    def candidates(self) -> np.ndarray:
-        return self.weights.T
-
-    def queries(self, histories: Histories) -> np.ndarray:
-        return histories.binary_matrix(len(self.weights)).toarray()
-
-
-class Ease(Family):
+class Ease(ItemItemFamily):
     name, kind = "ease", "baseline"
     summary = "EASE (Steck 2019): closed-form item-item regression, λ chosen on validation"
     fold_in = "the history's movies are the input row x; scores = x·B (no training needed for new people)"
     config_class = EaseConfig
+    grid_field, setting = "l2_grid", "l2"
+    version = 2
 
     def check(self, config, data) -> None:
         if data.movies.shape[0] > MAX_ITEMS:
             raise ValueError(f"ease keeps a dense movies x movies matrix; {len(data.movies):,} movies is more than "
                              f"{MAX_ITEMS:,}")
 
-    def fit(self, config: EaseConfig, context: Context, model_dir) -> Fitted:
-        from movielens import protocol
+    def prepare(self, histories, n_items, config) -> np.ndarray:
+        return gram_matrix(histories, n_items)
 
-        history, l2 = {}, config.l2_grid[0]
-        if len(config.l2_grid) > 1:
-            selection = protocol.selection_split(context.split)
-            gram = _gram(Context(context.data, selection).train_histories, context.n_items)
-            task = protocol.evaluation_task(selection, "validation")
-            scores = []
-            for value in config.l2_grid:
-                ranking = protocol.rank(EaseScorer(ease_weights(gram, value)), task)
-                scores.append(float(ranking.per_user[protocol.PRIMARY].mean()))
-                if context.verbose:
-                    print(f"  ease λ={value:g}: validation {protocol.PRIMARY} {scores[-1]:.4f}", flush=True)
-            l2 = config.l2_grid[int(np.argmax(scores))]
-            history = {"l2": list(config.l2_grid), f"val_{protocol.PRIMARY}": scores}
-        weights = ease_weights(_gram(context.train_histories, context.n_items), l2)
-        return Fitted(weights, history, {"l2": float(l2)})
-
-    def save(self, state, model_dir) -> None:
-        write_arrays(model_dir, "weights", b=state)
-
-    def load(self, config, context, model_dir):
-        weights = read_arrays(model_dir, "weights")["b"]
-        if weights.shape != (context.n_items, context.n_items):
-            raise ValueError(f"saved B is {weights.shape}, the split has {context.n_items} movies")
-        return weights
-
-    def scorer(self, state, config, context) -> EaseScorer:
-        return EaseScorer(state)
-
-
-def _gram(histories: Histories, n_items: int) -> np.ndarray:
-    x = histories.binary_matrix(n_items)
-    return (x.T @ x).toarray().astype(np.float64)
+    def weights(self, prepared, value, config) -> np.ndarray:
+        return ease_weights(prepared, value)

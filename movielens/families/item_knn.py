@@ -13,8 +13,8 @@ import dataclasses
 import numpy as np
 
 from movielens.config import Config
-from movielens.families.base import Context, Family, Fitted, read_arrays, write_arrays
 from movielens.families.histories import Histories
+from movielens.families.item_item import ItemItemFamily, gram_matrix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +31,7 @@ class ItemKnnConfig(Config):
 
 def item_similarities(histories: Histories, n_items: int, shrinkage: float) -> np.ndarray:
     """Shrunk cosine of the movies' rater columns: float32 [m, m], 0 on the diagonal."""
-    x = histories.binary_matrix(n_items)
-    co = (x.T @ x).toarray().astype(np.float32)
+    co = gram_matrix(histories, n_items).astype(np.float32)
     norms = np.sqrt(np.diag(co))
     similarity = co / (norms[:, None] * norms[None, :] + shrinkage + 1e-9)
     np.fill_diagonal(similarity, 0.0)
@@ -49,53 +48,16 @@ def keep_neighbours(similarity: np.ndarray, neighbours: int) -> np.ndarray:
     return kept
 
 
-class ItemKnnScorer:
-    """query = the history's 0/1 row; candidate j = similarities of every movie to j (column j of S)."""
-
-    def __init__(self, weights: np.ndarray):
-        self.weights = weights
-
-    def candidates(self) -> np.ndarray:
-        return self.weights.T
-
-    def queries(self, histories: Histories) -> np.ndarray:
-        return histories.binary_matrix(len(self.weights)).toarray()
-
-
-class ItemKnn(Family):
+class ItemKnn(ItemItemFamily):
     name, kind = "item_knn", "baseline"
     summary = "item-based KNN: shrunk cosine between movies' raters, top-N neighbours per movie"
     fold_in = "the history's movies vote for their neighbours (sum of similarities)"
     config_class = ItemKnnConfig
+    grid_field, setting = "neighbours_grid", "neighbours"
+    version = 2
 
-    def fit(self, config: ItemKnnConfig, context: Context, model_dir) -> Fitted:
-        from movielens import protocol
+    def prepare(self, histories, n_items, config) -> np.ndarray:
+        return item_similarities(histories, n_items, config.shrinkage)
 
-        history, neighbours = {}, int(config.neighbours_grid[0])
-        if len(config.neighbours_grid) > 1:
-            selection = protocol.selection_split(context.split)
-            similarity = item_similarities(Context(context.data, selection).train_histories, context.n_items,
-                                           config.shrinkage)
-            task = protocol.evaluation_task(selection, "validation")
-            scores = []
-            for value in config.neighbours_grid:
-                ranking = protocol.rank(ItemKnnScorer(keep_neighbours(similarity, int(value))), task)
-                scores.append(float(ranking.per_user[protocol.PRIMARY].mean()))
-                if context.verbose:
-                    print(f"  item_knn neighbours={value}: validation {protocol.PRIMARY} {scores[-1]:.4f}", flush=True)
-            neighbours = int(config.neighbours_grid[int(np.argmax(scores))])
-            history = {"neighbours": [int(v) for v in config.neighbours_grid], f"val_{protocol.PRIMARY}": scores}
-        similarity = item_similarities(context.train_histories, context.n_items, config.shrinkage)
-        return Fitted(keep_neighbours(similarity, neighbours), history, {"neighbours": neighbours})
-
-    def save(self, state, model_dir) -> None:
-        write_arrays(model_dir, "similarities", s=state)
-
-    def load(self, config, context, model_dir):
-        weights = read_arrays(model_dir, "similarities")["s"]
-        if weights.shape != (context.n_items, context.n_items):
-            raise ValueError(f"saved similarities are {weights.shape}, the split has {context.n_items} movies")
-        return weights
-
-    def scorer(self, state, config, context) -> ItemKnnScorer:
-        return ItemKnnScorer(state)
+    def weights(self, prepared, value, config) -> np.ndarray:
+        return keep_neighbours(prepared, int(value))

@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movielens.config import Config
-from movielens.sequences import PAD, default_max_predictions, mask_token
+from movielens.sequences import PAD, default_max_predictions, mask_token, score_by_length
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,15 +218,8 @@ class Bert4Rec(tfrs.Model):
 
     def score_histories(self, histories: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Next-item scores for each history: -> float32 [n, n_items] (column j = item index j + 1)."""
-        inputs = self.next_item_inputs(histories)
-        lengths = (inputs != PAD).sum(axis=1)
-        order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding to compute
-        scores = np.zeros((len(inputs), self.n_items), np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            longest = int(lengths[rows].max())
-            scores[rows] = self.score_last(tf.constant(inputs[rows, inputs.shape[1] - longest:])).numpy()
-        return scores
+        return score_by_length(self.score_last, self.next_item_inputs(histories), self.n_items, batch_size,
+                               min_length=0)
 
     def build_variables(self) -> Bert4Rec:
         """Creates all variables (one dummy call), e.g. before restoring weights."""

@@ -25,7 +25,7 @@ import tensorflow_recommenders as tfrs
 
 from movielens.config import Config
 from movielens.models.bert4rec import EncoderBlock, StatelessDropout
-from movielens.sequences import PAD, pad_left
+from movielens.sequences import PAD, pad_left, score_by_length
 
 LOSSES = ("ce", "gbce")
 
@@ -178,15 +178,9 @@ class SasRec(tfrs.Model):
 
         An empty history scores from position embeddings only (the same for everyone).
         """
-        inputs = self.next_item_inputs(histories)
-        lengths = np.maximum((inputs != PAD).sum(axis=1), 1)  # an empty history still needs one position
-        order = np.argsort(lengths, kind="stable")  # similar lengths together: less padding to compute
-        scores = np.zeros((len(inputs), self.n_items), np.float32)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            longest = int(lengths[rows].max())
-            scores[rows] = self.score_last(tf.constant(inputs[rows, inputs.shape[1] - longest:])).numpy()
-        return scores
+        # An empty history still needs one position.
+        return score_by_length(self.score_last, self.next_item_inputs(histories), self.n_items, batch_size,
+                               min_length=1)
 
     def build_variables(self) -> SasRec:
         """Creates all variables (one dummy call), e.g. before restoring weights."""

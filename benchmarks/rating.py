@@ -1,4 +1,4 @@
-"""Rating models on real MovieLens: test RMSE and fit time, and ranking quality of the KNN index sources.
+"""Rating models on real MovieLens: test RMSE and fit time (their ranking quality is on the leaderboard).
 
     python -m benchmarks.rating [--retrain] [--skip_folds] [--skip_1m] [--strict]
 
@@ -27,8 +27,6 @@ test RMSE of a model-free bias baseline (mean + damped user and movie biases) on
 Fit time: wall-clock of training (epochs + per-epoch validation + checkpoints), on this machine's 2 CPU
 cores shared with other jobs (the load average is recorded). Models are cached in saved_models/; a cached
 model reports the fit time measured when it was trained (`--retrain` measures again).
-Ranking (ML-100K random 90/10): targets = each user's test movies rated 4+; candidates = every movie with
-training ratings; the user's training movies excluded; Recall@10 (|hits| / |targets|) and NDCG@10.
 """
 
 from __future__ import annotations
@@ -104,13 +102,13 @@ def _ensemble_row(members, split, model: str, dataset: str = "ML-100K", split_na
             "cached": all(m.loaded for m in members)}
 
 
-def blend_validation_check(data, split, key, retrain: bool) -> dict:
+def blend_validation_check(data, split, retrain: bool) -> dict:
     """Validation RMSE of cf, autorec and their mean, each fitted on the fit part only (no refit, no test).
 
     The equal-weight blend fits nothing; this shows whether it also helps where no test data is involved,
     and what weight (on autorec, grid 0..1) the validation part itself would pick.
     """
-    members = {m: _train_config(rating.default_config(m, refit_full=False), data, split, key, retrain)
+    members = {m: _train_config(rating.default_config(m, refit_full=False), data, split, retrain)
                for m in ("cf", "autorec")}
     parts = rating_data.rating_parts(split, members["cf"].config.validation_fraction, members["cf"].config.seed)
     val = parts.validation
@@ -135,8 +133,7 @@ def split_seed_rows(data, split_42, seeds, retrain: bool, difficulty_seeds: int 
     rows = []
     for seed in seeds:
         split = splits[seed]
-        trained = _train("cf", data, split, rating.data_key(data, split, rating.DEFAULT_RANDOM_FRACTIONS, seed),
-                         retrain)
+        trained = _train("cf", data, split, retrain, split_seed=seed)
         rows.append({**_row("ML-100K", f"random 90/10 seed {seed}", trained),
                      "bias_baseline_rmse": bias_baseline_rmse(split)})
     baseline = np.array([bias_baseline_rmse(splits[seed]) for seed in range(difficulty_seeds)])
@@ -151,43 +148,18 @@ def split_seed_rows(data, split_42, seeds, retrain: bool, difficulty_seeds: int 
     return rows, summary
 
 
-def _train(model: str, data, split, key, retrain: bool) -> rating.TrainedRatingModel:
-    return _train_config(rating.default_config(model), data, split, key, retrain)
+def _train(model: str, data, split, retrain: bool, split_seed: int | None = None) -> rating.TrainedRatingModel:
+    return _train_config(rating.default_config(model), data, split, retrain, split_seed)
 
 
-def _train_config(config, data, split, key, retrain: bool) -> rating.TrainedRatingModel:
-    trained = rating.train_or_load(config, data, split, key, retrain=retrain, verbose=0)
-    split_seed = f" seed {key['split_seed']}" if key.get("split_seed") is not None else ""
+def _train_config(config, data, split, retrain: bool, split_seed: int | None = None) -> rating.TrainedRatingModel:
+    """Trains or loads `config` through the shared train-or-load path (the cache key is the data's content)."""
+    trained = rating.train_or_load(config, data, split, retrain=retrain, verbose=0)
+    seed_text = f" random seed {split_seed}" if split_seed is not None else ""
     m = trained.metrics
-    print(f"  {config.model} (model seed {config.seed}) on {split.name}{split_seed}: test RMSE {m['test_rmse']:.4f} "
+    print(f"  {config.model} (model seed {config.seed}) on {split.name}{seed_text}: test RMSE {m['test_rmse']:.4f} "
           f"(fit {m['fit_seconds']:.1f} s{', cached' if trained.loaded else ''})", flush=True)
     return trained
-
-
-def ranking_rows(trained: dict, split) -> list[dict]:
-    users, targets, seen, info = rating.ranking_targets(trained["cf"], split)
-    sources = [
-        ("knn (concat model)", "user vector -> movie vectors, cosine (cross-space)",
-         lambda: rating.score_matrix(trained["knn"], "cosine", users)),
-        ("knn (concat model)", "mean of liked training movies -> movies, cosine (item KNN)",
-         lambda: rating.liked_centroid_scores(trained["knn"], split.train, users)),
-        ("cf (dot model)", "user vector -> movie vectors, cosine (shared space)",
-         lambda: rating.score_matrix(trained["cf"], "cosine", users)),
-        ("cf (dot model)", "mean of liked training movies -> movies, cosine (item KNN)",
-         lambda: rating.liked_centroid_scores(trained["cf"], split.train, users)),
-        ("cf (dot model)", "predicted rating (dot + biases)",
-         lambda: rating.score_matrix(trained["cf"], "rating", users)),
-        ("popularity", "training rating count", lambda: rating.popularity_scores(trained["cf"], split.train, users)),
-    ]
-    if "autorec" in trained:
-        sources.insert(-1, ("autorec (decoder rows . item codes)", "predicted rating",
-                            lambda: rating.score_matrix(trained["autorec"], "rating", users)))
-    rows = []
-    for source, query, scores in sources:
-        result = rating.ranking_metrics(scores(), targets, seen)
-        rows.append({"index source": source, "query": query, "recall@10": result["recall@10"],
-                     "ndcg@10": result["ndcg@10"], "users": int(result["users_evaluated"]), **info})
-    return rows
 
 
 def main(argv=None) -> int:
@@ -214,33 +186,32 @@ def main(argv=None) -> int:
     print("ML-100K random 90/10 (seed 42)", flush=True)
     data = load_movielens("100k", data_dir=shared / "ml-100k")
     split = make_split(data, "random", rating.DEFAULT_RANDOM_FRACTIONS, 42)
-    key = rating.data_key(data, split, rating.DEFAULT_RANDOM_FRACTIONS, 42)
-    trained = {model: _train(model, data, split, key, args.retrain) for model in ("cf", "knn")}
+    trained = {"cf": _train("cf", data, split, args.retrain)}
     rows += [_row("ML-100K", "random 90/10", t) for t in trained.values()]
     label = "ML-100K random 90/10"
     checks.append(_check(label, trained["cf"].metrics["test_rmse"]))
     fit = trained["cf"].metrics["fit_seconds"]
     checks.append({"figure": "cf fit time, ML-100K 90/10 (s)", "measured": fit, "target": "< 60",
                    "reached": fit < TARGETS["fit_seconds_100k"], "anchor": "2 shared CPU cores"})
-    implicit = _train_config(rating.default_config("cf", implicit=True), data, split, key, args.retrain)
+    implicit = _train_config(rating.default_config("cf", implicit=True), data, split, args.retrain)
     rows.append({**_row("ML-100K", "random 90/10", implicit), "model": "cf + implicit (SVD++ term)"})
     checks.append(_check(label, implicit.metrics["test_rmse"], "cf + implicit term"))
     if args.side:
         # Labelled variant beyond the issue's plain CF: + user (age, gender, occupation) and genre factors.
-        side = _train_config(rating.default_config("cf", side_features=True), data, split, key, args.retrain)
+        side = _train_config(rating.default_config("cf", side_features=True), data, split, args.retrain)
         rows.append({**_row("ML-100K", "random 90/10", side), "model": SIDE_LABEL})
         checks.append(_check(label, side.metrics["test_rmse"], SIDE_LABEL))
     if args.seeds > 1:
         # Labelled extra row: the mean prediction of models that differ only in seed (init, shuffling and
         # which 10% of train is the validation part); still no test data in training or model selection.
-        members = [trained["cf"]] + [_train_config(rating.default_config("cf", seed=42 + i), data, split, key,
+        members = [trained["cf"]] + [_train_config(rating.default_config("cf", seed=42 + i), data, split,
                                                    args.retrain) for i in range(1, args.seeds)]
         rows.append(_ensemble_row(members, split, f"cf, mean of {args.seeds} seeds"))
         checks.append(_check(label, rows[-1]["test_rmse"], f"mean of {args.seeds} cf seeds (labelled)"))
     if args.side:
         # The variants combined (labelled): side features + the SVD++ term, one model and a seed ensemble.
         combined = [_train_config(rating.default_config("cf", side_features=True, implicit=True, seed=42 + i), data,
-                                  split, key, args.retrain) for i in range(max(args.seeds, 1))]
+                                  split, args.retrain) for i in range(max(args.seeds, 1))]
         rows.append({**_row("ML-100K", "random 90/10", combined[0]), "model": COMBINED_LABEL})
         checks.append(_check(label, combined[0].metrics["test_rmse"], COMBINED_LABEL))
         if len(combined) > 1:
@@ -249,7 +220,7 @@ def main(argv=None) -> int:
     blend_check = {}
     if args.autorec:
         # Labelled models beyond the issue's family: I-AutoRec, and the equal-weight mean with cf.
-        autorec = _train("autorec", data, split, key, args.retrain)
+        autorec = _train("autorec", data, split, args.retrain)
         trained["autorec"] = autorec
         rows.append({**_row("ML-100K", "random 90/10", autorec), "model": AUTOREC_LABEL})
         checks.append(_check(label, autorec.metrics["test_rmse"], AUTOREC_LABEL))
@@ -258,8 +229,7 @@ def main(argv=None) -> int:
         if args.side:
             rows.append(_ensemble_row([combined[0], autorec], split, f"mean of {COMBINED_LABEL} and autorec"))
             checks.append(_check(label, rows[-1]["test_rmse"], f"mean of {COMBINED_LABEL} and autorec"))
-        blend_check = blend_validation_check(data, split, key, args.retrain)
-    ranking = ranking_rows(trained, split)
+        blend_check = blend_validation_check(data, split, args.retrain)
     difficulty = {}
     if args.split_seeds:
         print("ML-100K random 90/10 with other split seeds (how hard is seed 42's test part?)", flush=True)
@@ -271,7 +241,7 @@ def main(argv=None) -> int:
         # Each fold's split and cf model are built once and reused by the variant and blend rows below
         # (a second `_train` would retrain cf under --retrain).
         fold_splits = {fold: rating_data.fold_split(data, shared / "ml-100k", fold) for fold in rating_data.FOLDS}
-        fold_cf = {fold: _train("cf", data, split_, rating.data_key(data, split_), args.retrain)
+        fold_cf = {fold: _train("cf", data, split_, args.retrain)
                    for fold, split_ in fold_splits.items()}
         fold_rmse = []
         for fold, fold_model in fold_cf.items():
@@ -289,7 +259,7 @@ def main(argv=None) -> int:
             side_rmse = []
             for fold, fold_split in fold_splits.items():
                 fold_model = _train_config(rating.default_config("cf", side_features=True), data, fold_split,
-                                           rating.data_key(data, fold_split), args.retrain)
+                                           args.retrain)
                 rows.append({**_row("ML-100K", fold, fold_model), "model": SIDE_LABEL})
                 side_rmse.append(fold_model.metrics["test_rmse"])
             side_mean = sum(side_rmse) / len(side_rmse)
@@ -298,7 +268,7 @@ def main(argv=None) -> int:
         if args.autorec:
             autorec_rmse, blend_rmse = [], []
             for fold, fold_split in fold_splits.items():
-                fold_autorec = _train("autorec", data, fold_split, rating.data_key(data, fold_split), args.retrain)
+                fold_autorec = _train("autorec", data, fold_split, args.retrain)
                 rows.append({**_row("ML-100K", fold, fold_autorec), "model": AUTOREC_LABEL})
                 rows.append(_ensemble_row([fold_cf[fold], fold_autorec], fold_split, BLEND_LABEL, split_name=fold))
                 autorec_rmse.append(fold_autorec.metrics["test_rmse"])
@@ -316,13 +286,12 @@ def main(argv=None) -> int:
         print(label, flush=True)
         data_1m = load_movielens("1m", data_dir=shared / "ml-1m-half")
         split_1m = make_split(data_1m, "random", rating.DEFAULT_RANDOM_FRACTIONS, 42)
-        key_1m = rating.data_key(data_1m, split_1m, rating.DEFAULT_RANDOM_FRACTIONS, 42)
-        model_1m = _train("cf", data_1m, split_1m, key_1m, args.retrain)
+        model_1m = _train("cf", data_1m, split_1m, args.retrain)
         rows.append(_row("ML-1M (users 1–2999)", "random 90/10", model_1m))
         measured = model_1m.metrics["test_rmse"]
         checks.append(_check(label, measured))
         if args.autorec:
-            autorec_1m = _train("autorec", data_1m, split_1m, key_1m, args.retrain)
+            autorec_1m = _train("autorec", data_1m, split_1m, args.retrain)
             rows.append({**_row("ML-1M (users 1–2999)", "random 90/10", autorec_1m), "model": AUTOREC_LABEL})
             checks.append(_check(label, autorec_1m.metrics["test_rmse"], AUTOREC_LABEL))
             rows.append(_ensemble_row([model_1m, autorec_1m], split_1m, BLEND_LABEL, "ML-1M (users 1–2999)"))
@@ -332,8 +301,6 @@ def main(argv=None) -> int:
     print(markdown_table(rows, ["dataset", "split", "model", "test_rmse", "es_test_rmse", "test_mse", "val_rmse",
                                 "global_mean_rmse", "bias_baseline_rmse", "best_epoch", "epochs", "refit_epochs",
                                 "fit_s", "cached"]))
-    print("\n## Ranking on ML-100K random 90/10: held-out movies rated 4+, training movies excluded\n")
-    print(markdown_table(ranking, ["index source", "query", "recall@10", "ndcg@10", "users"]))
     if blend_check:
         print("\n## Blend check on ML-100K 90/10's validation part (models fitted on the fit part; no test data)\n")
         print(markdown_table([{"measure": k, "value": v} for k, v in blend_check.items()], ["measure", "value"]))
@@ -344,7 +311,7 @@ def main(argv=None) -> int:
     print(markdown_table(checks, ["figure", "measured", "target", "reached", "anchor"]))
     configs = {model: rating.default_config(model).to_dict() for model in rating.MODELS}
     write_results("rating", {"protocol": __doc__, "configs": configs, "load_average": os.getloadavg(),
-                             "rating": rows, "ranking": ranking, "targets": checks,
+                             "rating": rows, "targets": checks,
                              "split_difficulty": difficulty, "blend_validation_check": blend_check})
     return 1 if args.strict and not all(c["reached"] for c in checks) else 0
 

@@ -28,10 +28,6 @@ TOP_KS = (1, 5, 10, 50, 100)
 EVAL_BATCH = 4096
 # History keys of the validation curves (same numbers as TFRS's factorized_top_k/top_<k>_categorical_accuracy).
 TOP_K_KEY = "val_top_{k}_accuracy"
-TOP_K_NOTE = ("top-k accuracy: FactorizedTopK protocol of the TFRS tutorials: each held-out rating's movie ranked "
-              "against ALL catalogue movies, seen movies NOT excluded")
-RANKING_NOTE = ("recall@10/100, ndcg@10: per test user, ranking all catalogue movies with the user's TRAINING "
-                "movies EXCLUDED; targets = the user's test movies")
 
 
 def candidate_embeddings(model, num_candidates: int, batch_size: int = EVAL_BATCH) -> np.ndarray:
@@ -137,7 +133,7 @@ class UserQueries:
 
 
 class RankingEvaluator:
-    """Per-user Recall@k and NDCG@k on one held-out part (`split.test` or `split.validation`), see RANKING_NOTE.
+    """Per-user Recall@k and NDCG@k on one held-out part (`split.test` or `split.validation`).
 
     Users with held-out ratings and training ratings are ranked; each user's query is at their last
     training timestamp and a history model sees all their training movies (the last `history_length`):

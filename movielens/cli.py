@@ -108,7 +108,7 @@ def config_from_flags(args: argparse.Namespace, config: Config, skip: Iterable[s
     return config.replace(**values)
 
 
-def add_run_flags(parser: argparse.ArgumentParser, family_default: str | None = None) -> None:
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
     """The flags every command shares besides data and model: caching, output, verbosity."""
     group = parser.add_argument_group("run")
     group.add_argument("--retrain", action="store_true", help="train again even if saved_models/ has the model")

@@ -100,9 +100,9 @@ def recommend(data, split, family: Family, config: Config, *, user_id: str = "",
     if user_id:
         UserHistory(data.ratings).check_user(user_id)
     else:
-        from movielens.recommender import _title_index
+        from movielens.recommender import title_index
 
-        index = _title_index(data)
+        index = title_index(data)
         for title in [*history, *([similar_to] if similar_to else [])]:
             index.lookup(title)
     if not retrain and not no_train and not is_trained(family, config, context):

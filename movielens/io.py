@@ -67,6 +67,17 @@ def read_json(path: str | os.PathLike) -> Any:
             f"{path} is corrupt ({error}); delete it or rerun with --retrain/--rebuild_data") from error
 
 
+def remove_directory(path: str | os.PathLike) -> None:
+    """Deletes a folder, renaming it away first so no reader ever sees it half deleted; missing is fine."""
+    path = Path(path)
+    doomed = path.with_name(f".{path.name}.removed-{os.getpid()}-{time.time_ns()}")
+    try:
+        os.replace(path, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(final: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yields a temporary folder that becomes `final` only if the block succeeds.

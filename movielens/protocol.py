@@ -93,7 +93,7 @@ class Ranking:
         return {name: float(values.mean()) if len(values) else 0.0 for name, values in self.per_user.items()}
 
 
-def rank(scorer, task: EvaluationTask, batch_size: int = 512, index=None) -> Ranking:
+def rank(scorer, task: EvaluationTask, batch_size: int = 512) -> Ranking:
     """Scores every task user with `scorer` (queries @ candidates) and computes the per-user metrics."""
     import time
 
@@ -101,7 +101,7 @@ def rank(scorer, task: EvaluationTask, batch_size: int = 512, index=None) -> Ran
 
     started = time.perf_counter()
     n = len(task)
-    index = index or BruteForce(scorer.candidates(), np.arange(len(scorer.candidates())).astype(str))
+    index = BruteForce(scorer.candidates(), np.arange(len(scorer.candidates())).astype(str))
     per_user = {name: np.zeros(n) for name in PER_USER}
     top10 = np.zeros((n, 10), np.int64)
     discounts = 1.0 / np.log2(np.arange(2, max(NDCG_KS) + 2))

@@ -107,7 +107,7 @@ class Recommender:
     def title_index(self):
 
         if self._title_index is None:
-            self._title_index = _title_index(self.data)
+            self._title_index = title_index(self.data)
         return self._title_index
 
     def _search(self, histories, k: int, exclude_seen: bool) -> list[Recommendation]:
@@ -165,10 +165,8 @@ class Recommender:
         return result
 
 
-def _title_index(data):
+def title_index(data):
+    """The title matcher of a data set's catalogue, with rating counts to tell ambiguous titles apart."""
     from movielens.titles import TitleIndex
 
-    try:
-        return TitleIndex.from_movies(data.movies, ratings=data.ratings)
-    except TypeError:  # a TitleIndex without rating counts
-        return TitleIndex.from_movies(data.movies)
+    return TitleIndex.from_movies(data.movies, ratings=data.ratings)

@@ -27,8 +27,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -37,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from movielens.errors import TrainingDivergedError, TrainingInterrupted
-from movielens.io import CorruptFileError, atomic_directory, atomic_write_json, read_json
+from movielens.io import CorruptFileError, atomic_directory, atomic_write_json, read_json, remove_directory
 
 log = logging.getLogger(__name__)
 EvaluateFn = Callable[[tf.keras.Model], Mapping[str, float]]
@@ -319,9 +317,4 @@ def _read_checkpoint(checkpoint: tf.train.Checkpoint, folder: Path, purpose: str
 
 def _remove(directory: Path) -> None:
     """Deletes a checkpoint folder (renamed away first, so it is never half there)."""
-    doomed = directory.with_name(f".{directory.name}.removed-{os.getpid()}-{time.time_ns()}")
-    try:
-        os.replace(directory, doomed)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_directory(directory)

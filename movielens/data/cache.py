@@ -16,8 +16,6 @@ is written to a temporary folder and renamed into place.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ import pandas as pd
 
 from movielens.data import schema
 from movielens.data.table import MovieLensData, conform
-from movielens.io import CorruptFileError, atomic_directory, atomic_write_json, read_json
+from movielens.io import CorruptFileError, atomic_directory, atomic_write_json, read_json, remove_directory
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 1 << 16
@@ -149,10 +147,4 @@ def read(cache_dir: Path, variant: str, source_key: str) -> MovieLensData | None
 
 def remove(cache_dir: Path, variant: str, source_key: str) -> None:
     """Deletes an entry (renamed away first, so a concurrent reader sees it whole or not at all)."""
-    path = entry_dir(cache_dir, variant, source_key)
-    doomed = path.with_name(f".{path.name}.deleting-{os.getpid()}")
-    try:
-        os.replace(path, doomed)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(doomed, ignore_errors=True)
+    remove_directory(entry_dir(cache_dir, variant, source_key))

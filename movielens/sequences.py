@@ -17,18 +17,24 @@ included). Training uses only the training part, cut into windows of at most
 `max_len` movies, and every epoch masks each window afresh (one masked copy per
 window per epoch, never one example per prefix). SASRec trains on the same windows,
 one item longer: input = window[:-1], target = window[1:] (every position predicts the
-next movie; `shifted_dataset`).
+next movie; `shifted_epochs`).
+
+Exact resumption: the training data of both is `movielens.training.EpochData`, epoch e a function
+of (seed, e) only (batching and masking drawn with stateless ops seeded from them, in tf.data), so
+a run resumed at epoch e sees exactly the batches and masks an uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from movielens.data.splits import Split, Vocabulary
+from movielens.training import EpochData
 
 PAD = 0
 
@@ -170,87 +176,117 @@ def mask_batch(items: tf.Tensor, seed: tf.Tensor, mask_prob: float, mask_id: int
     return inputs, positions, labels, weights
 
 
-def length_bucketed_batches(windows: np.ndarray, batch_size: int, rng: np.random.Generator,
-                            bucket_width: int = 8) -> list[np.ndarray]:
-    """One epoch of batches of similar-length windows, each trimmed to its longest window.
+def length_bucketed_epochs(windows: np.ndarray, batch_size: int, seed: int, bucket_width: int = 8) -> EpochData:
+    """Epoch e -> its batches of similar-length windows, each trimmed to its longest window: a function of
+    (seed, e) only, so a resumed run sees exactly the batches an uninterrupted one would (`EpochData`).
 
     Most MovieLens histories are far shorter than `max_len`, so trimming the shared left
     padding roughly halves the work; padding is masked out of attention and positions
     count from the end, so a trimmed batch computes exactly what the padded one would.
-    Windows are ordered by length bucket with random ties, and batches are shuffled.
+    Windows are ordered by length bucket (`bucket_width` lengths each) with random ties, cut into
+    batches, and the batches shuffled; all with stateless ops seeded by (seed, e) in tf.data.
 
     Returns:
-      int32 arrays [<= batch_size, l] (l varies per batch).
+      `EpochData` of int32 [<= batch_size, l] (l varies per batch), ceil(n / batch_size) batches an epoch.
     """
-    lengths = (windows != PAD).sum(axis=1)
-    order = np.lexsort((rng.random(len(windows)), lengths // bucket_width))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    out = []
-    for index in rng.permutation(len(batches)):
-        rows = np.sort(batches[index])
-        longest = int(lengths[rows].max())
-        out.append(windows[rows, windows.shape[1] - longest:])
-    return out
+    windows = np.ascontiguousarray(windows, np.int32)
+    if windows.ndim != 2 or len(windows) == 0:
+        raise ValueError(f"need a non-empty [n, max_len] array of windows, got shape {windows.shape}")
+    n, max_len = windows.shape
+    steps = -(-n // batch_size)
+    table = tf.constant(windows)
+    lengths = tf.constant((windows != PAD).sum(axis=1).astype(np.int32))
+    buckets = lengths // bucket_width
+
+    def make_epoch(epoch):
+        ties, shuffle = tf.unstack(tf.random.split(epoch_seed(seed, epoch), 2))
+        # Random order, then a stable sort by bucket: lengths grouped, ties in random order.
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=ties)
+        order = tf.gather(order, tf.argsort(tf.gather(buckets, order), stable=True))
+        batch_order = tf.random.experimental.stateless_shuffle(tf.range(steps), seed=shuffle)
+
+        def batch(index):
+            rows = tf.sort(order[index * batch_size:(index + 1) * batch_size])
+            longest = tf.reduce_max(tf.gather(lengths, rows))
+            return tf.gather(table, rows)[:, max_len - longest:]
+
+        return tf.data.Dataset.from_tensor_slices(batch_order).map(batch)
+
+    return EpochData(make_epoch, steps)
 
 
-def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob: float, max_predictions: int,
-                   seed: int, last_only_prob: float = 0.0) -> tf.data.Dataset:
-    """tf.data pipeline re-masking every window each epoch.
+def epoch_seed(seed: int, epoch) -> tf.Tensor:
+    """int64 [2], the stateless seed of epoch `epoch` (a scalar tensor or int) of a run seeded `seed`."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
 
-    Yields ({"items": int32 [B, l], "positions": int32 [B, P]}, labels int32 [B, P], weights float32 [B, P]),
-    l <= max_len varying per batch (length bucketing, see `length_bucketed_batches`).
-    Batch order and the random masking change every epoch, deterministically given
-    `seed` (epoch e uses seed (seed, e) for batching; a `Dataset.random` stream
-    re-randomised per iteration seeds the stateless masking ops).
+
+def masked_epochs(windows: np.ndarray, n_items: int, batch_size: int, mask_prob: float, max_predictions: int,
+                  seed: int, last_only_prob: float = 0.0) -> EpochData:
+    """BERT4Rec's training data: every window masked afresh each epoch, as a function of (seed, epoch) only.
+
+    Epoch e: the length-bucketed batches of `length_bucketed_epochs`, batch i masked by `mask_batch` with
+    the i-th of `tf.random.split` seeds of a key drawn from (seed, e) (independent of the batching's).
+    Yields ({"items": int32 [B, l], "positions": int32 [B, P]}, labels int32 [B, P], weights float32 [B, P]).
     """
     mask_id = mask_token(n_items)
-    windows = np.ascontiguousarray(windows, np.int32)
-    epoch = [0]
-
-    def _batches():
-        rng = np.random.default_rng([seed, epoch[0]])
-        epoch[0] += 1
-        yield from length_bucketed_batches(windows, batch_size, rng)
-
-    base = tf.data.Dataset.from_generator(_batches, output_signature=tf.TensorSpec([None, None], tf.int32))
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    batches = length_bucketed_epochs(windows, batch_size, seed)
 
     def _mask(items, batch_seed):
         inputs, positions, labels, weights = mask_batch(items, batch_seed, mask_prob, mask_id, max_predictions,
                                                         last_only_prob)
         return {"items": inputs, "positions": positions}, labels, weights
 
-    batches = -(-len(windows) // batch_size)
-    dataset = tf.data.Dataset.zip((base, seeds)).map(_mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    def make_epoch(epoch):
+        key = tf.random.split(epoch_seed(seed, epoch), 3)[2]  # [0], [1]: the batching's keys
+        seeds = tf.data.Dataset.from_tensor_slices(tf.random.split(key, batches.steps_per_epoch))
+        return tf.data.Dataset.zip((batches.make_epoch(epoch), seeds)).map(_mask,
+                                                                          num_parallel_calls=tf.data.AUTOTUNE)
+
+    return EpochData(make_epoch, batches.steps_per_epoch)
 
 
-def shifted_dataset(windows: np.ndarray, batch_size: int, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
-    """tf.data pipeline of next-item pairs (SASRec): input = window[:-1], target = window[1:].
+def shifted_epochs(windows: np.ndarray, batch_size: int, seed: int) -> EpochData:
+    """SASRec's training data, next-item pairs: input = window[:-1], target = window[1:].
 
     windows: int32 [n, max_len + 1] left-padded (e.g. `training_windows(sequences, max_len + 1)`).
     Yields ({"items": int32 [B, l]}, targets int32 [B, l]), l <= max_len varying per batch (length
-    bucketing, see `length_bucketed_batches`); targets are PAD exactly where the input is PAD
-    (left padding), so those positions carry no loss. Batch order changes every epoch,
-    deterministically given `seed` (epoch e uses seed (seed, e)); `first_epoch` makes a resumed run
-    continue with the batches an uninterrupted one would have seen.
+    bucketing, `length_bucketed_epochs`: a function of (seed, epoch) only); targets are PAD exactly
+    where the input is PAD (left padding), so those positions carry no loss.
     """
     windows = np.ascontiguousarray(windows, np.int32)
     if windows.ndim != 2 or windows.shape[1] < 2:
         raise ValueError(f"need windows of at least 2 items, got shape {windows.shape}")
-    epoch = [first_epoch]
-
-    def _batches():
-        rng = np.random.default_rng([seed, epoch[0]])
-        epoch[0] += 1
-        yield from length_bucketed_batches(windows, batch_size, rng)
+    batches = length_bucketed_epochs(windows, batch_size, seed)
 
     def _shift(items):
         return {"items": items[:, :-1]}, items[:, 1:]
 
-    base = tf.data.Dataset.from_generator(_batches, output_signature=tf.TensorSpec([None, None], tf.int32))
-    dataset = base.map(_shift, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-    return dataset.apply(tf.data.experimental.assert_cardinality(-(-len(windows) // batch_size)))
+    return EpochData(lambda epoch: batches.make_epoch(epoch).map(_shift, num_parallel_calls=tf.data.AUTOTUNE),
+                     batches.steps_per_epoch)
+
+
+def epoch_by_iteration(data: EpochData, first_epoch: int = 0) -> tf.data.Dataset:
+    """A dataset whose k-th iteration yields epoch `first_epoch + k` of `data` (for a plain `model.fit`;
+    `movielens.training.fit_resumable` takes the `EpochData` itself and resumes at the right epoch)."""
+    counter = itertools.count(first_epoch)
+    epochs = tf.data.Dataset.from_generator(lambda: iter([next(counter)]),
+                                            output_signature=tf.TensorSpec([], tf.int64))
+    dataset = epochs.flat_map(data.make_epoch).prefetch(2)
+    return dataset.apply(tf.data.experimental.assert_cardinality(data.steps_per_epoch))
+
+
+def masked_dataset(windows: np.ndarray, n_items: int, batch_size: int, mask_prob: float, max_predictions: int,
+                   seed: int, last_only_prob: float = 0.0, first_epoch: int = 0) -> tf.data.Dataset:
+    """`masked_epochs` as a dataset re-masking every window at each iteration (iteration k = epoch
+    first_epoch + k)."""
+    return epoch_by_iteration(masked_epochs(windows, n_items, batch_size, mask_prob, max_predictions, seed,
+                                            last_only_prob), first_epoch)
+
+
+def shifted_dataset(windows: np.ndarray, batch_size: int, seed: int, first_epoch: int = 0) -> tf.data.Dataset:
+    """`shifted_epochs` as a dataset with a new batch order at each iteration (iteration k = epoch
+    first_epoch + k)."""
+    return epoch_by_iteration(shifted_epochs(windows, batch_size, seed), first_epoch)
 
 
 def length_quantile(sequences: UserSequences, quantile: float) -> int:

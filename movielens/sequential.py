@@ -57,10 +57,11 @@ from movielens.sequences import (
     build_sequences,
     leave_last_out_tasks,
     length_quantile,
-    masked_dataset,
-    shifted_dataset,
+    masked_epochs,
+    shifted_epochs,
     training_windows,
 )
+from movielens.training import EpochData
 
 MODEL_TYPES = ("bert4rec", "sasrec")
 MONITOR = "val_ndcg@10"
@@ -245,15 +246,16 @@ def default_configs(model: str) -> tuple[Bert4RecConfig | SasRecConfig, Sequenti
 
 
 def training_dataset(config: Bert4RecConfig | SasRecConfig, training: SequentialTrainingConfig,
-                     sequences: UserSequences, n_items: int, seed: int) -> tuple[tf.data.Dataset, int]:
-    """(the model's training dataset, number of windows): BERT4Rec masked windows, SASRec shifted pairs."""
+                     sequences: UserSequences, n_items: int, seed: int) -> tuple[EpochData, int]:
+    """(the model's training data, number of windows): BERT4Rec masked windows, SASRec shifted pairs; each
+    epoch a function of (seed, epoch) only, so a resumed run trains on exactly the batches it would have."""
     if isinstance(config, Bert4RecConfig):
         windows = training_windows(sequences, config.max_len, training.window_stride or None)
-        return masked_dataset(windows, n_items, training.batch_size, config.mask_prob,
-                              config.predictions_per_window, seed, config.last_only_prob), len(windows)
+        return masked_epochs(windows, n_items, training.batch_size, config.mask_prob,
+                             config.predictions_per_window, seed, config.last_only_prob), len(windows)
     # One item longer than the input: input = window[:-1], target = window[1:].
     windows = training_windows(sequences, config.max_len + 1, training.window_stride or None)
-    return shifted_dataset(windows, training.batch_size, seed), len(windows)
+    return shifted_epochs(windows, training.batch_size, seed), len(windows)
 
 
 def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | SasRecConfig,

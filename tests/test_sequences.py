@@ -180,3 +180,55 @@ def test_shifted_dataset_batch_order_changes_per_epoch_but_repeats_per_seed():
     assert epoch1 == again and epoch1 != epoch2
     resumed = [f["items"].numpy().tolist() for f, _ in shifted_dataset(windows, 8, seed=1, first_epoch=1)]
     assert resumed == epoch2
+
+
+def _batches(dataset):
+    """Every array of every batch, as nested lists (comparable with ==)."""
+    return [[t.numpy().tolist() for t in tf.nest.flatten(batch)] for batch in dataset]
+
+
+@pytest.mark.parametrize("kind", ["masked", "shifted"])
+def test_epoch_data_is_a_function_of_seed_and_epoch_only(kind):
+    """Exact resumption: epoch e's batches (and masks) are the same from a fresh pipeline, from the endless
+    stream started at e (what `fit_resumable` resumes with) and from the per-iteration dataset."""
+    from movielens.sequences import masked_epochs, shifted_dataset, shifted_epochs
+
+    windows = _windows(n=70, length=12)
+
+    def make(seed=7):
+        if kind == "masked":
+            return masked_epochs(windows, 100, 16, 0.2, 6, seed=seed, last_only_prob=0.1)
+        return shifted_epochs(windows, 16, seed=seed)
+
+    data = make()
+    assert data.steps_per_epoch == 5
+    epoch = lambda d, e: _batches(d.make_epoch(tf.constant(e, tf.int64)))  # noqa: E731
+    third = epoch(data, 3)
+    assert len(third) == 5 and third == epoch(make(), 3)  # a new pipeline ("a new process")
+    assert third != epoch(data, 4) and third != epoch(make(seed=8), 3)
+    assert _batches(make().from_epoch(3).take(5)) == third
+    stream = _batches(make().from_epoch(2).take(10))
+    assert stream[:5] == epoch(data, 2) and stream[5:] == third
+    if kind == "masked":
+        resumed = masked_dataset(windows, 100, 16, 0.2, 6, seed=7, last_only_prob=0.1, first_epoch=3)
+    else:
+        resumed = shifted_dataset(windows, 16, seed=7, first_epoch=3)
+    assert _batches(resumed) == third and _batches(resumed) == epoch(data, 4)
+
+
+def test_length_bucketed_epochs_cover_every_window_once_in_similar_length_batches():
+    from movielens.sequences import length_bucketed_epochs
+
+    windows = _windows(n=200, length=40, seed=3)
+    data = length_bucketed_epochs(windows, batch_size=16, seed=1, bucket_width=8)
+    batches = [b.numpy() for b in data.make_epoch(tf.constant(0, tf.int64))]
+    assert len(batches) == data.steps_per_epoch == 13
+    rows = [tuple(r[r != PAD]) for b in batches for r in b]
+    assert sorted(rows) == sorted(tuple(w[w != PAD]) for w in windows)  # each window once
+    for batch in batches:
+        lengths = (batch != PAD).sum(axis=1)
+        assert lengths.max() == batch.shape[1]  # trimmed to its longest window
+    # Cut from the length-sorted order, and every bucket here holds more than a batch: at most two neighbouring
+    # buckets per batch.
+    spans = [np.ptp((b != PAD).sum(axis=1) // 8) for b in batches]
+    assert max(spans) <= 1

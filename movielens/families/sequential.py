@@ -83,6 +83,8 @@ def _state_function(model):
 
 class Sequential(Family):
     kind = "sequential"
+    # 2: training batches and masks drawn per (seed, epoch) with stateless ops (exact resumption).
+    version = 2
     # A time budget stops training early but does not make another model: not part of the identity.
     not_identity = ("time_budget_minutes",)
     default_split = "leave_last_out"

@@ -45,10 +45,11 @@ def _run(args: argparse.Namespace) -> int:
     families = [get_family(name) for name in dict.fromkeys(args.models)]
     options = RunOptions(command="compare", baselines=(), retrain=args.retrain, no_train=args.no_train,
                          plots=not args.no_plots, verbose=0 if args.quiet else 1)
-    data, split = cli.load_data_and_split(args, (0.8, 0.1, 0.1))
-    print(split.describe())
-    run_experiment(data, split, [(family, _budgeted(family, args.time_budget_minutes)) for family in families],
-                   options)
+    with cli.distribution(args, families):
+        data, split = cli.load_data_and_split(args, (0.8, 0.1, 0.1))
+        print(split.describe())
+        run_experiment(data, split, [(family, _budgeted(family, args.time_budget_minutes)) for family in families],
+                       options)
     return 0
 
 

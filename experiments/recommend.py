@@ -52,13 +52,14 @@ def _run(args: argparse.Namespace) -> int:
 
     family = get_family(args.model)
     cli.check_data_flags(args)
-    configs = family.configs_from_args(args)
-    if len(configs) != 1:
-        raise ValueError(f"recommend uses one model; the flags describe {len(configs)} (give one feature set)")
-    data, split = cli.load_data_and_split(args, family.default_fractions)
-    recommend(data, split, family, configs[0], user_id=args.user_id, history=args.history,
-              similar_to=args.similar_to, k=args.k, include_seen=args.include_seen, no_train=args.no_train,
-              retrain=args.retrain, backend=args.index_backend, verbose=0 if args.quiet else 1)
+    with cli.distribution(args, [family]):  # before TensorFlow runs anything
+        configs = family.configs_from_args(args)
+        if len(configs) != 1:
+            raise ValueError(f"recommend uses one model; the flags describe {len(configs)} (give one feature set)")
+        data, split = cli.load_data_and_split(args, family.default_fractions)
+        recommend(data, split, family, configs[0], user_id=args.user_id, history=args.history,
+                  similar_to=args.similar_to, k=args.k, include_seen=args.include_seen, no_train=args.no_train,
+                  retrain=args.retrain, backend=args.index_backend, verbose=0 if args.quiet else 1)
     return 0
 
 

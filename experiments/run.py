@@ -61,13 +61,14 @@ def _run(args: argparse.Namespace) -> int:
 
     family = get_family(args.model)
     cli.check_data_flags(args)
-    configs = family.configs_from_args(args)  # validates every model flag before the data is loaded
-    options = RunOptions(command=f"run-{family.name}", baselines=tuple(args.baselines), retrain=args.retrain,
-                         no_train=args.no_train, plots=not args.no_plots, user_id=args.user_id or "",
-                         include_seen=args.include_seen, k=args.k, verbose=0 if args.quiet else 1)
-    data, split = cli.load_data_and_split(args, family.default_fractions)
-    print(split.describe())
-    run_experiment(data, split, [(family, config) for config in configs], options)
+    with cli.distribution(args, [family, *map(get_family, args.baselines)]):  # before TensorFlow runs anything
+        configs = family.configs_from_args(args)  # validates every model flag before the data is loaded
+        options = RunOptions(command=f"run-{family.name}", baselines=tuple(args.baselines), retrain=args.retrain,
+                             no_train=args.no_train, plots=not args.no_plots, user_id=args.user_id or "",
+                             include_seen=args.include_seen, k=args.k, verbose=0 if args.quiet else 1)
+        data, split = cli.load_data_and_split(args, family.default_fractions)
+        print(split.describe())
+        run_experiment(data, split, [(family, config) for config in configs], options)
     return 0
 
 

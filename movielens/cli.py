@@ -22,6 +22,7 @@ import typing
 from collections.abc import Iterable
 
 from movielens.config import Config
+from movielens.distribute import STRATEGIES
 
 # config field -> the one flag name of its concept
 FLAG_FOR_FIELD = {"epochs": "num_epochs", "n_factors": "embedding_size", "hidden_dim": "embedding_size",
@@ -117,6 +118,43 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no_plots", action="store_true", help="no HTML report or pictures (JSON and markdown only)")
     group.add_argument("--plot", action="store_true", help=argparse.SUPPRESS)  # old rating flag: plots are on
     group.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    group.add_argument("--distribute", choices=STRATEGIES, default="none",
+                       help="train on one device (none), every local device (mirrored) or several processes or "
+                            "machines given by TF_CONFIG (multi_worker); README: 'Several devices or machines'")
+    group.add_argument("--devices", type=non_negative_int, default=0,
+                       help="with --distribute on a machine without GPUs: split the CPU into this many devices")
+
+
+def distribution(args: argparse.Namespace, families):
+    """The strategy scope of --distribute / --devices, to enter before any data is loaded (TensorFlow's
+    devices are fixed by then); a family that cannot train under a strategy is refused first."""
+    import contextlib
+
+    from movielens.distribute import make_strategy
+
+    if args.distribute == "none" and not args.devices:
+        return contextlib.nullcontext()
+    refused = [f.name for f in families if not f.distributable and f.kind != "baseline"]
+    if refused:
+        raise ValueError(f"--distribute {args.distribute}: {', '.join(refused)} cannot train under a strategy; "
+                         f"families that can: {', '.join(_distributable())}")
+    return make_strategy(args.distribute, args.devices).scope()
+
+
+def _distributable() -> list[str]:
+    from movielens.families import REGISTRY
+
+    return [name for name, family in REGISTRY.items() if family.distributable]
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def add_user_flags(parser: argparse.ArgumentParser, primary: str) -> None:

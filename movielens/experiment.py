@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from movielens import paths
 from movielens.config import Config
+from movielens.distribute import is_chief
 from movielens.families import get_family
 from movielens.families.base import Context, Family, is_trained, train_or_load
 from movielens.leaderboard import Leaderboard, report_folder, run_leaderboard
@@ -57,6 +58,9 @@ def run_experiment(data, split, models: Sequence[tuple[Family, Config]], options
             shown = ", ".join(f"{labels.get(k, k)} {v:.4f}" if isinstance(v, float) else f"{labels.get(k, k)} {v}"
                               for k, v in headline.items())
             print(f"[{row.label}] its own protocol: {shown}")
+    if not is_chief():
+        print("\nreports are written by the chief worker")
+        return board
     folder = report_folder(paths.reports_dir(), options.command, data.variant, split.name,
                            [row.label for row in board.rows])
     written = board.write(folder) if options.plots else {"json": _write_without_html(board, folder)}

@@ -30,6 +30,7 @@ import pandas as pd
 import tensorflow as tf
 
 from movielens.config import Config
+from movielens.distribute import num_replicas
 from movielens.features import (
     HISTORY_LENGTH,
     TIMESTAMP_BUCKETS,
@@ -39,7 +40,7 @@ from movielens.features import (
     movie_minutes_for,
     validate_feature_set,
 )
-from movielens.models.two_tower import build_two_tower, make_optimizer
+from movielens.models.two_tower import OPTIMIZERS, build_two_tower, make_optimizer
 from movielens.persistence import ModelDir, load_weights
 from movielens.retrieval import (
     TOP_K_KEY,
@@ -124,7 +125,8 @@ class TwoTowerConfig(Config):
             raise ValueError(f"l2 must be >= 0, got {self.l2}")
         if self.patience < 0:
             raise ValueError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
-        make_optimizer(self.optimizer, self.learning_rate)  # unknown name -> ValueError with the choices
+        if self.optimizer.lower() not in OPTIMIZERS:  # checked by name: building one would start TensorFlow
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
 
 
 def encode_examples(frame: pd.DataFrame, split, tables: FeatureTables) -> dict[str, np.ndarray]:
@@ -289,8 +291,11 @@ class MovieLensTrainer:
                                 remove_accidental_hits=config.remove_accidental_hits,
                                 temperature=config.temperature, history_length=config.history_length, l2=config.l2,
                                 unknown_user_rate=config.unknown_user_rate)
+        # Under tf.distribute one step per call: the cross-replica gather's shape changes at an epoch's last,
+        # smaller batch, which a collective inside a multi-step loop cannot take.
+        steps = self.steps_per_execution if num_replicas() == 1 else 1
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate), jit_compile=self.jit_compile,
-                      steps_per_execution=self.steps_per_execution)
+                      steps_per_execution=steps)
         return model, tables
 
     def load(self, config: TwoTowerConfig, model_dir: ModelDir, movie_minutes: np.ndarray | None = None,

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from movielens.distribute import replica_batches
 from movielens.errors import TrainingDivergedError, TrainingInterrupted
 from movielens.io import CorruptFileError, atomic_directory, atomic_write_json, read_json, remove_directory
 
@@ -267,7 +268,11 @@ def fit_resumable(
     if state["epoch"] < epochs and not state.get("stopped"):
         if isinstance(train_data, EpochData):
             fit_kwargs.setdefault("steps_per_epoch", train_data.steps_per_epoch)
-            train_data = train_data.from_epoch(state["epoch"])
+            epochs_from, first = train_data.from_epoch, state["epoch"]
+            if model.distribute_strategy.num_replicas_in_sync > 1:  # each replica its slice of every batch
+                train_data = replica_batches(lambda: epochs_from(first), model.distribute_strategy)
+            else:
+                train_data = epochs_from(first)
         try:
             model.fit(train_data, epochs=epochs, initial_epoch=state["epoch"], verbose=verbose,
                       callbacks=[*callbacks, DivergenceGuard(), tensorboard, callback], **fit_kwargs)

@@ -120,6 +120,9 @@ class Family(abc.ABC):
     headline_labels: dict[str, str] = {}    # how to name them when the key is not self-explanatory
     # Config fields that do not change the trained weights (time budgets): left out of the identity.
     not_identity: tuple[str, ...] = ()
+    # Trains under a tf.distribute strategy with the single-device result (`movielens.distribute`); the
+    # closed-form baselines need no strategy and run under any.
+    distributable: bool = False
 
     def default_config(self) -> Config:
         return self.config_class()
@@ -188,6 +191,9 @@ def data_identity(data: MovieLensData, split: Split) -> dict:
 
 
 def model_dir_for(family: Family, config: Config, context: Context, root=None) -> ModelDir:
+    from movielens import distribute, paths
+
+    root = distribute.models_root(root or paths.models_dir())  # a non-chief worker keeps its own copies
     identity = {"family": family.name, "version": family.version, "config": family.identity_config(config),
                 "data": data_identity(context.data, context.split), **family.identity_extras(config, context)}
     return ModelDir(readable_name(family.label(config), context.data.variant, context.split.name), identity, root=root)

@@ -54,6 +54,7 @@ class TwoTowerScorer:
 
 class TwoTower(Family):
     name, kind = "two_tower", "retrieval"
+    distributable = True
     summary = "TFRS two-tower retrieval over configurable feature sets (logQ-corrected in-batch softmax)"
     fold_in = ("the query tower for the unknown user at the latest time, with the mean embedding of the typed "
                "movies when the model has the history feature (without it, every typed history gets one list)")

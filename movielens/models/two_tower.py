@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from movielens.distribute import cross_replica_candidates, per_replica_penalty
 from movielens.features import CANDIDATE, HISTORY_LENGTH, QUERY, FeatureTables, tower_features
 
 _USER_SHIFT = 2**32  # movielens.features.history_key: user index * 2^32 + timestamp
@@ -122,6 +124,11 @@ class QueryTower(tf.keras.Model):
         d = embedding_size
         self.history_length = int(history_length)
         self.unknown_user_rate = float(unknown_user_rate)
+        if self.unknown_user_rate > 0:
+            # Which examples become the unknown user is drawn from a generator whose state is a variable:
+            # checkpointed, so a resumed run draws what an uninterrupted one would (tf.random.uniform's
+            # kernel state is not). Seeded from numpy, so `tf.keras.utils.set_random_seed` repeats runs.
+            self.unknown_generator = tf.random.Generator.from_seed(int(np.random.randint(2**31 - 1)))
         self.user_embedding = tf.keras.layers.Embedding(
             tables.num_users, d, name="user_id", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
         if "history" in self.feature_names:
@@ -155,7 +162,7 @@ class QueryTower(tf.keras.Model):
     def call(self, inputs, training=None):
         user = tf.cast(inputs["user"], tf.int64)
         if training and self.unknown_user_rate > 0:  # train the unknown-user slot 0 (people not in the data)
-            unknown = tf.random.uniform(tf.shape(user)) < self.unknown_user_rate
+            unknown = self.unknown_generator.uniform(tf.shape(user)) < self.unknown_user_rate
             user = tf.where(unknown, tf.zeros_like(user), user)
         parts = [self.user_embedding(user)]
         if "timestamp" in self.feature_names:
@@ -256,19 +263,24 @@ class TwoTowerModel(tfrs.Model):
     def compute_loss(self, features, training=False):
         query = self.query_tower(features, training=training)
         rows = tf.cast(features["movie"], tf.int64)
-        candidate = self.candidate_tower(rows)
+        # Under tf.distribute: the candidates of the whole global batch, this replica's first (else unchanged).
+        candidate, candidate_rows = cross_replica_candidates(self.candidate_tower(rows), rows)
         extra = {}
         if self.sampling_probability is not None:
-            extra["candidate_sampling_probability"] = tf.gather(self.sampling_probability, rows)
+            extra["candidate_sampling_probability"] = tf.gather(self.sampling_probability, candidate_rows)
         if self.remove_accidental_hits:
-            extra["score_mask"] = accidental_hit_mask(rows)
+            extra["score_mask"] = accidental_hit_mask(rows, candidate_rows)
         return self.task(query, candidate, compute_metrics=not training, **extra)
 
 
-def accidental_hit_mask(rows: tf.Tensor) -> tf.Tensor:
-    """bool [B, B]: False where column j is the same movie as row i's positive but j != i (not a negative)."""
-    same = tf.equal(rows[:, None], rows[None, :])
-    return tf.logical_or(tf.logical_not(same), tf.eye(tf.shape(rows)[0], dtype=tf.bool))
+def accidental_hit_mask(rows: tf.Tensor, candidate_rows: tf.Tensor | None = None) -> tf.Tensor:
+    """bool [B, C]: False where candidate j is the same movie as row i's positive but j != i (not a negative).
+
+    candidate_rows: [C >= B] the candidates' movies, row i's positive at column i (default: `rows`).
+    """
+    candidate_rows = rows if candidate_rows is None else candidate_rows
+    same = tf.equal(rows[:, None], candidate_rows[None, :])
+    return tf.logical_or(tf.logical_not(same), tf.eye(tf.shape(rows)[0], tf.shape(candidate_rows)[0], dtype=tf.bool))
 
 
 def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_size: int,
@@ -279,7 +291,9 @@ def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_si
     """Builds (and calls once, so variables exist) a two-tower model for one feature set.
 
     sampling_correction: logQ correction with each movie's share of the training ratings (see TwoTowerModel).
+    Build it inside a `tf.distribute` strategy's scope to train on its replicas (`movielens.distribute`).
     """
+    l2 = per_replica_penalty(l2)  # every replica adds the penalty; the summed gradients count it once
     query = QueryTower(features, tables, embedding_size, layer_sizes, history_length, l2, unknown_user_rate,
                        name="query_tower")
     candidate = CandidateTower(features, tables, embedding_size, layer_sizes, l2, name="candidate_tower")
@@ -296,9 +310,12 @@ def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_si
     return model
 
 
+OPTIMIZERS = ("adagrad", "adam", "sgd")
+
+
 def make_optimizer(name: str, learning_rate: float) -> tf.keras.optimizers.Optimizer:
-    optimizers = {"adagrad": tf.keras.optimizers.Adagrad, "adam": tf.keras.optimizers.Adam,
-                  "sgd": tf.keras.optimizers.SGD}
+    optimizers = dict(zip(OPTIMIZERS, (tf.keras.optimizers.Adagrad, tf.keras.optimizers.Adam,
+                                       tf.keras.optimizers.SGD)))
     if name.lower() not in optimizers:
         raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(optimizers)}")
     return optimizers[name.lower()](learning_rate=learning_rate)

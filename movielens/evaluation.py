@@ -149,25 +149,43 @@ def recall_ndcg_at_k(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10
     Recall@k = |top k ∩ targets| / min(k, |targets|) would inflate small k, so
     the plain definition |top k ∩ targets| / |targets| is used (as in TFRS and
     most papers); NDCG@k uses binary gains and the ideal DCG of min(k, |targets|) hits.
+    The means of `recall_ndcg_per_row` over the rows with targets (so batches of rows can be scored apart).
+    """
+    per_row = recall_ndcg_per_row(top, targets, ks)
+    valid = np.diff(targets.indptr) > 0
+    out = {name: float(values[valid].mean()) if valid.any() else 0.0 for name, values in per_row.items()}
+    out["users_evaluated"] = float(valid.sum() if top.shape[0] else 0)
+    return out
+
+
+def recall_ndcg_per_row(top: np.ndarray, targets: ItemSets, ks: Sequence[int] = (10, 100)) -> dict[str, np.ndarray]:
+    """Per-row Recall@k and NDCG@k (see `recall_ndcg_at_k`): name -> float64 [n], nan for a row without targets.
+
+    Hits are found by looking (row, item) keys up among the targets' keys: memory O(n x K + targets), never a
+    dense [n, n_items] array.
     """
     n = top.shape[0]
     sizes = np.diff(targets.indptr)
-    valid = sizes > 0
-    n_items = int(max(top.max(initial=0), targets.indices.max(initial=0))) + 1
-    is_target = np.zeros((n, n_items), dtype=bool)
-    is_target[targets.row_ids(), targets.indices] = True
     present = top >= 0
-    hits = np.take_along_axis(is_target, np.where(present, top, 0), axis=1) & present
+    n_items = int(max(top.max(initial=0), targets.indices.max(initial=0))) + 1
+    keys = np.arange(n, dtype=np.int64)[:, None] * n_items + np.where(present, top, 0)
+    hits = np.isin(keys, targets.row_ids() * n_items + targets.indices) & present
     discounts = 1.0 / np.log2(np.arange(top.shape[1]) + 2.0)
-    out: dict[str, float] = {}
-    for k in ks:
-        found = hits[:, :k].sum(axis=1)
-        out[f"recall@{k}"] = float((found[valid] / sizes[valid]).mean()) if valid.any() else 0.0
-        dcg = (hits[:, :k] * discounts[:k]).sum(axis=1)
-        ideal = np.r_[0.0, np.cumsum(discounts[:k])][np.minimum(sizes, k)]
-        out[f"ndcg@{k}"] = float((dcg[valid] / ideal[valid]).mean()) if valid.any() else 0.0
-    out["users_evaluated"] = float(valid.sum() if n else 0)
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):  # rows without targets: 0 / 0 -> nan, skipped
+        for k in ks:
+            out[f"recall@{k}"] = hits[:, :k].sum(axis=1) / sizes
+            dcg = (hits[:, :k] * discounts[:k]).sum(axis=1)
+            out[f"ndcg@{k}"] = dcg / np.r_[0.0, np.cumsum(discounts[:k])][np.minimum(sizes, k)]
     return out
+
+
+def sample_rows(n_rows: int, n: int, seed: int) -> np.ndarray:
+    """int64 [min(n, n_rows)]: `n` of the rows 0..n_rows-1 drawn without replacement with `seed`, ascending
+    (all rows when n is 0 or >= n_rows). Which users a sampled validation ranks, the same on every call."""
+    if n <= 0 or n >= n_rows:
+        return np.arange(n_rows, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, n, replace=False)).astype(np.int64)
 
 
 def rmse(predictions: np.ndarray, ratings: np.ndarray) -> dict[str, float]:

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from movielens.data.splits import Split
-from movielens.evaluation import ItemSets, top_k
+from movielens.evaluation import ItemSets, sample_rows, top_k
 from movielens.families.histories import Histories
 
 RECALL_KS = (10, 20, 50, 100)
@@ -52,11 +52,32 @@ class EvaluationTask:
     def __len__(self) -> int:
         return len(self.histories)
 
+    def take(self, rows) -> EvaluationTask:
+        """The task of the users at `rows` (int [n] positions), in that order."""
+        rows = np.asarray(rows, np.int64)
+        return EvaluationTask(self.part, self.histories.take(rows), self.targets.take(rows), self.target_counts[rows])
 
-def evaluation_task(split: Split, part: str = "test") -> EvaluationTask:
-    """The task of `part` ("validation" or "test") of a split; users without held-out ratings are left out."""
+    def sample(self, n_users: int, seed: int = 0) -> EvaluationTask:
+        """`n_users` of the task's users drawn without replacement with `seed`, in the task's order: the same
+        users on every call (a per-epoch validation at scale). 0, or n_users >= len(self): the task itself."""
+        if isinstance(n_users, bool) or not isinstance(n_users, (int, np.integer)) or n_users < 0:
+            raise ValueError(f"the number of sampled users must be an integer >= 0 (0 = all), got {n_users!r}")
+        if n_users == 0 or n_users >= len(self):
+            return self
+        return self.take(sample_rows(len(self), n_users, seed))
+
+
+def evaluation_task(split: Split, part: str = "test", sample_users: int = 0, seed: int = 0) -> EvaluationTask:
+    """The task of `part` ("validation" or "test") of a split; users without held-out ratings are left out.
+
+    sample_users: keep only this many of the users, a seeded draw (`EvaluationTask.sample`); 0 = all.
+    """
     if part not in ("validation", "test"):
         raise ValueError(f"part must be 'validation' or 'test', got {part!r}")
+    return _evaluation_task(split, part).sample(sample_users, seed)
+
+
+def _evaluation_task(split: Split, part: str) -> EvaluationTask:
     held_out = split.test if part == "test" else split.validation
     vocabulary = split.vocabulary
     user_ids = np.sort(held_out["user_id"].astype(str).unique()).astype(object)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from movielens.evaluation import ItemSets, exclude_seen, recall_ndcg_at_k, top_k
+from movielens.evaluation import ItemSets, exclude_seen, recall_ndcg_per_row, sample_rows, top_k
 from movielens.features import FeatureTables, pad_histories
 
 TOP_KS = (1, 5, 10, 50, 100)
@@ -144,17 +144,28 @@ class RankingEvaluator:
 
     as_unknown_users: query every user as someone not in the data (user index 0, the unknown slot) with
       their training movies as the given history: how well a history model serves new people.
+    sample_users: rank only this many of those users, drawn without replacement with `seed` (the same users
+      on every call: a cheap per-epoch validation at scale); 0 = all of them.
+
+    Users are ranked `batch_size` at a time and the metrics kept per user: memory is O(batch x catalogue),
+    never a users x movies array.
     """
 
     def __init__(self, tables: FeatureTables, split, part: str = "test", ks: Sequence[int] = (10, 100),
-                 prefix: str = "", batch_size: int = 1024, as_unknown_users: bool = False):
+                 prefix: str = "", batch_size: int = 1024, as_unknown_users: bool = False, sample_users: int = 0,
+                 seed: int = 0):
         if part not in ("test", "validation"):
             raise ValueError(f"part must be 'test' or 'validation', got {part!r}")
+        if isinstance(sample_users, bool) or not isinstance(sample_users, (int, np.integer)) or sample_users < 0:
+            raise ValueError(f"sample_users must be an integer >= 0 (0 = all users), got {sample_users!r}")
         self.tables, self.ks, self.prefix, self.batch_size = tables, tuple(ks), prefix, batch_size
         queries = UserQueries(split.train, split.vocabulary)
         held_out = getattr(split, part)
         held_out = held_out[held_out["user_id"].isin(set(queries.user_ids))]
         self.users = np.sort(held_out["user_id"].unique()).astype(object)
+        if 0 < sample_users < len(self.users):
+            self.users = self.users[sample_rows(len(self.users), sample_users, seed)]
+            held_out = held_out[held_out["user_id"].isin(set(self.users))]
         user_row = {u: i for i, u in enumerate(self.users)}
         self.targets = ItemSets.from_pairs(held_out["user_id"].map(user_row).to_numpy(),
                                            tables.movie_rows(held_out["movie_id"]), len(self.users))
@@ -177,12 +188,18 @@ class RankingEvaluator:
         candidates = candidate_embeddings(model, self.tables.num_candidates)
         q = self.query_embeddings(model)
         kmax = max(max(self.ks), 10)
-        tops = []
+        ks = sorted(set(self.ks) | {10})
+        per_user: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(self.users), self.batch_size):
             rows = np.arange(start, min(start + self.batch_size, len(self.users)))
-            scores = exclude_seen(q[rows] @ candidates.T, self.seen.take(rows), self.targets.take(rows))
-            tops.append(top_k(scores, kmax))
-        metrics = recall_ndcg_at_k(np.concatenate(tops), self.targets, ks=sorted(set(self.ks) | {10}))
+            targets = self.targets.take(rows)
+            scores = exclude_seen(q[rows] @ candidates.T, self.seen.take(rows), targets)
+            for name, values in recall_ndcg_per_row(top_k(scores, kmax), targets, ks).items():
+                per_user.setdefault(name, []).append(values)
+        valid = np.diff(self.targets.indptr) > 0
+        metrics = {name: float(np.concatenate(parts)[valid].mean()) if valid.any() else 0.0
+                   for name, parts in per_user.items()}
+        metrics["users_evaluated"] = float(valid.sum())
         keep = {f"recall@{k}" for k in self.ks} | {"ndcg@10", "users_evaluated"}
         return {f"{self.prefix}{k}": v for k, v in metrics.items() if k in keep}
 

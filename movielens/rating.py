@@ -8,8 +8,12 @@ Protocol (printed with every result):
 - the reported RMSE is on the test part: random 90/10 seed 42 by default, or a
   canonical ML-100K fold (`u1`..`u5`: u{i}.base / u{i}.test).
 
-Ids become vocabulary indices once (`Vocabulary.encode_*`, 0 = unknown); training
-reads in-memory arrays through tf.data with cache/shuffle/batch/prefetch.
+Ids become vocabulary indices once (`Vocabulary.encode_*`, 0 = unknown). Training reads the in-memory
+arrays: each epoch a seeded permutation of their row indices, gathered a batch at a time (no tf.data shuffle
+buffer or cache holding examples: 8 bytes a rating of index per epoch beside the arrays themselves).
+
+At scale (ML-20M/25M): cf's embedding tables get row-sparse Adam updates (`sparse_optimizer`, LazyAdam), and
+autorec reads its fitting ratings as a sparse matrix (no movies x users array).
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from movielens.config import Config
 from movielens.data.splits import Split, Vocabulary
 from movielens.data.table import MovieLensData
 from movielens.io import CorruptFileError
-from movielens.models.autorec import ItemAutoRec, rating_matrix
+from movielens.models.autorec import ItemAutoRec, rating_columns
 from movielens.models.rating_cf import EmbeddingDotBias, implicit_matrix
+from movielens.optimizers import SPARSE_OPTIMIZER, LazyAdam, use_sparse_updates
 from movielens.persistence import ModelDir, load_weights
 from movielens.rating_data import EncodedRatings, RatingParts, rating_parts, side_matrices, training_movies
 from movielens.schedules import OneCycle
@@ -59,6 +64,10 @@ class RatingConfig(Config):
     side_features: bool = False                # cf only: + user age/gender/occupation and movie genre factors
     init_std: float = 0.01
     optimizer: str = "adam"
+    # cf + adam: update only the embedding rows a batch looked up (LazyAdam, movielens.optimizers) instead of
+    # every row each step. auto: when users + movies >= movielens.optimizers.LARGE_TABLE_ROWS (ML-20M/25M), so
+    # ML-100K / ML-1M keep plain Adam. autorec has no lookups (its L2 is on whole kernels): no effect there.
+    sparse_optimizer: str = "auto"
     decoupled_decay: float = 0.0               # adamw only: fastai-style weight decay on all weights each step
     learning_rate: float = 0.003               # peak rate for one_cycle, start rate otherwise
     schedule: str = "exponential"
@@ -74,7 +83,8 @@ class RatingConfig(Config):
     seed: int = 42
 
     def __post_init__(self):
-        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+        choices = {"model": MODELS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "sparse_optimizer": SPARSE_OPTIMIZER}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
@@ -89,6 +99,9 @@ class RatingConfig(Config):
                      high_inclusive=False)
         if not check_finite("--y_max", self.y_max) > check_finite("--y_min", self.y_min):
             raise ValueError(f"--y_max must exceed --y_min, got {self.y_min}..{self.y_max}")
+        if self.sparse_optimizer == "on" and (self.model != "cf" or self.optimizer != "adam"):
+            raise ValueError(f"sparse_optimizer on is the sparse Adam of cf's embedding tables; {self.model} with "
+                             f"{self.optimizer} has none (use auto or off)")
         for flag in ("implicit", "side_features"):
             if getattr(self, flag) and self.model != "cf":
                 raise ValueError(f"{flag} is a cf option; {self.model} has no such term")
@@ -143,7 +156,7 @@ def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float
     """
     y_range = (config.y_min, config.y_max)
     if config.model == "autorec":
-        matrix = rating_matrix(fit.users, fit.movies, fit.ratings, vocabulary.num_users, vocabulary.num_movies)
+        matrix = rating_columns(fit.users, fit.movies, fit.ratings, vocabulary.num_users, vocabulary.num_movies)
         model = ItemAutoRec(matrix, config.n_factors, config.weight_decay, config.init_std)
     else:
         implicit = None
@@ -159,7 +172,14 @@ def build_model(config: RatingConfig, vocabulary: Vocabulary, global_mean: float
     return model
 
 
-def make_optimizer(config: RatingConfig, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
+def sparse_updates(config: RatingConfig, vocabulary: Vocabulary) -> bool:
+    """Whether training uses LazyAdam's row-sparse updates (cf + adam, `sparse_optimizer` resolved on the size)."""
+    return (config.model == "cf" and config.optimizer == "adam"
+            and use_sparse_updates(config.sparse_optimizer, vocabulary.num_users + vocabulary.num_movies))
+
+
+def make_optimizer(config: RatingConfig, steps_per_epoch: int, sparse: bool = False) -> tf.keras.optimizers.Optimizer:
+    """The optimizer of `config`; `sparse` (see `sparse_updates`): LazyAdam instead of Adam."""
     if config.schedule == "one_cycle":
         rate = OneCycle(config.learning_rate, config.epochs * steps_per_epoch)
     elif config.schedule == "exponential":
@@ -168,7 +188,7 @@ def make_optimizer(config: RatingConfig, steps_per_epoch: int) -> tf.keras.optim
     else:
         rate = config.learning_rate
     if config.optimizer == "adam":
-        return tf.keras.optimizers.Adam(rate)
+        return LazyAdam(rate) if sparse else tf.keras.optimizers.Adam(rate)
     if config.optimizer == "adamw":
         return tf.keras.optimizers.AdamW(rate, weight_decay=config.decoupled_decay)
     return tf.keras.optimizers.SGD(rate, momentum=0.9)
@@ -177,6 +197,8 @@ def make_optimizer(config: RatingConfig, steps_per_epoch: int) -> tf.keras.optim
 def predict_ratings(model: tf.keras.Model, users: np.ndarray, movies: np.ndarray,
                     batch_size: int = 65536) -> np.ndarray:
     """Compiled batched prediction: users, movies [n] -> ratings [n] float32."""
+    if hasattr(model, "predict_pairs"):  # autorec: every movie encoded once, not once per batch
+        return model.predict_pairs(users, movies, batch_size)
     predict = getattr(model, "_predict_batch", None)
     if predict is None:
         predict = tf.function(lambda u, m: model({"user": u, "movie": m}, training=False), reduce_retracing=True)
@@ -286,7 +308,7 @@ def _compiled_model(config: RatingConfig, vocabulary: Vocabulary, fit: EncodedRa
     tf.keras.utils.set_random_seed(config.seed)
     model = build_model(config, vocabulary, _mean_rating(fit), fit, data)
     # autorec's train_step computes its own masked loss.
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, fit)),
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch(config, fit), sparse_updates(config, vocabulary)),
                   loss=None if config.model == "autorec" else "mse")
     return model
 

@@ -5,6 +5,10 @@ history, an in-batch softmax with the logQ correction and accidental-hit masking
 protocol's validation NDCG@10 (the split's validation part, or a carve-out of train when it has none)
 with the best epoch's weights kept.
 
+At scale: the pairs are stored once each and read through a bounded shuffle when there are more than
+`SHUFFLE_WINDOW` (`movielens.models.knn.pair_batches`), the embedding tables get row-sparse Adam updates when the
+catalogue is large (`sparse_optimizer`), and `validation_users` validates on a fixed sample of users.
+
 Scoring (item-based KNN over the embeddings): every movie is a unit vector u_j; a person's query is the
 normalised mean of their movies' unit vectors, so score(j) = cos(mean_h u_h, u_j), which ranks movies
 exactly as the sum of j's cosines to the history's movies does (no neighbour cut-off). Which unit vectors
@@ -64,6 +68,12 @@ def build_model(config: KnnConfig, n_items: int, sampling_probability: np.ndarra
                          temperature=config.temperature, l2=config.l2, init_std=config.init_std, seed=config.seed)
 
 
+def _sparse_updates(config: KnnConfig, n_items: int) -> bool:
+    from movielens.optimizers import use_sparse_updates
+
+    return use_sparse_updates(config.sparse_optimizer, n_items)
+
+
 def vector_options(config: KnnConfig) -> tuple[str, ...]:
     """The movie vectors compared on validation: the output table and the average of both with `vectors="auto"`
     (the one table when it is shared)."""
@@ -80,11 +90,30 @@ class Knn(Family):
     config_class = KnnConfig
     version = 2  # 1 was the concatenation rating model's movie table
 
+    def identity_config(self, config: KnnConfig) -> dict:
+        # Fields added for scale stay out of the identity at their small-data default (models trained before they
+        # existed keep their cache entry); sparse_optimizer counts through what it resolves to (identity_extras).
+        values = super().identity_config(config)
+        values.pop("sparse_optimizer", None)
+        if not values.get("validation_users"):
+            values.pop("validation_users", None)
+        return values
+
+    def identity_extras(self, config: KnnConfig, context: Context) -> dict:
+        return {"sparse_updates": True} if _sparse_updates(config, context.n_items) else {}
+
     def fit(self, config: KnnConfig, context: Context, model_dir: ModelDir) -> Fitted:
         import tensorflow as tf
 
         from movielens import protocol
-        from movielens.models.knn import cooccurrence_pairs, sampling_probabilities
+        from movielens.models.knn import (
+            SHUFFLE_WINDOW,
+            cooccurrence_pairs,
+            pair_batches,
+            sampling_probabilities,
+            undirected_pairs,
+        )
+        from movielens.optimizers import LazyAdam
         from movielens.training import fit_resumable, shuffled_batches
 
         # Early stopping must not look at the test part: a split without its own validation part gets one
@@ -92,12 +121,23 @@ class Knn(Family):
         selection = protocol.selection_split(context.split)
         histories = context.train_histories if selection is context.split else \
             Context(context.data, selection).train_histories
-        queries, candidates = cooccurrence_pairs(histories.items, histories.row_ids(), config.window)
-        if len(queries) == 0:
+        pairs = undirected_pairs(histories.items, histories.row_ids(), config.window)
+        n_pairs = 2 * len(pairs)
+        if n_pairs == 0:
             raise ValueError("knn learns from movies rated by the same person, and no one has two training movies")
-        model = build_model(config, context.n_items, sampling_probabilities(candidates, context.n_items))
-        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=config.learning_rate))
-        task = protocol.evaluation_task(selection, "validation")
+        if n_pairs <= SHUFFLE_WINDOW:  # the directed pairs, shuffled whole each epoch
+            queries, candidates = cooccurrence_pairs(histories.items, histories.row_ids(), config.window)
+            del pairs
+            probabilities = sampling_probabilities(candidates, context.n_items)
+            data = shuffled_batches({"query": queries, "candidate": candidates}, config.batch_size, config.seed)
+        else:  # each pair once, block-shuffled (bounded memory)
+            probabilities = sampling_probabilities(pairs.ravel(), context.n_items)
+            data = pair_batches(pairs, config.batch_size, config.seed)
+        model = build_model(config, context.n_items, probabilities)
+        adam = LazyAdam if _sparse_updates(config, context.n_items) else tf.keras.optimizers.Adam
+        model.compile(optimizer=adam(learning_rate=config.learning_rate))
+        task = protocol.evaluation_task(selection, "validation", sample_users=config.validation_users,
+                                        seed=config.seed)
         options = vector_options(config)
         monitor = f"val_{protocol.PRIMARY}"
 
@@ -108,7 +148,6 @@ class Knn(Family):
             return values
 
         has_validation = len(task) > 0
-        data = shuffled_batches({"query": queries, "candidate": candidates}, config.batch_size, config.seed)
         history = fit_resumable(model, data, epochs=config.epochs, checkpoint_dir=model_dir.checkpoint_dir,
                                 evaluate=evaluate if has_validation else None,
                                 evaluate_every=config.validation_freq, monitor=monitor if has_validation else None,
@@ -121,7 +160,8 @@ class Knn(Family):
             vectors = max(options, key=lambda option: history[f"{monitor}_{option}"][at])
             best = history[monitor][at]
         metrics = {"vectors": vectors, "best_epoch": best_epoch, "epochs_trained": len(history.get("epoch", [])),
-                   monitor: best, "training_pairs": int(len(queries)), "selection_split": selection.name}
+                   monitor: best, "training_pairs": n_pairs, "selection_split": selection.name,
+                   "validation_users": len(task)}
         return Fitted(KnnState(model, vectors), history, metrics)
 
     def save(self, state: KnnState, model_dir: ModelDir) -> None:

@@ -76,6 +76,9 @@ class RatingFamily(Family):
     # The rating protocol (RMSE on a 90/10 split, validation carved out of train) keeps its own default split.
     default_fractions = rating.DEFAULT_RANDOM_FRACTIONS
     headline_metrics = ("test_rmse", "val_rmse", "test_rmse_global_mean", "fit_seconds")
+    # sparse_optimizer is in the identity through what it resolves to (identity_extras), so the models trained
+    # before it existed (plain Adam, which "auto" still is on small data) keep their cache entry.
+    not_identity = ("sparse_optimizer",)
 
     def __init__(self, name: str, summary: str, fold_in: str):
         self.name, self.summary, self.fold_in = name, summary, fold_in
@@ -89,6 +92,9 @@ class RatingFamily(Family):
             raise ValueError(f"a {config.model} config given to the {self.name} family")
         if config.side_features and data.variant not in ("100k", "1m"):
             raise ValueError(f"side_features needs user age/gender/occupation: 100k or 1m, not {data.variant}")
+
+    def identity_extras(self, config, context: Context) -> dict:
+        return {"sparse_updates": True} if rating.sparse_updates(config, context.split.vocabulary) else {}
 
     def fit(self, config, context: Context, model_dir) -> Fitted:
         model, history, metrics = rating.fit_model(config, context.data, context.split, model_dir, context.verbose)

@@ -13,6 +13,11 @@ correction popular movies are pushed away from everything. A logit where column 
 as row i's positive (j != i) is masked (accidental hit, `candidate_ids`). With the correction the dot
 product estimates a pointwise mutual information, log P(j | i) - log P(j), so a movie's cosine
 neighbours are the movies its raters rate unusually often, not the most popular ones.
+
+At scale (ML-20M/25M give 10^8 and more pairs) the pairs are kept once each, as int32 (`undirected_pairs`, 8
+bytes a pair), and an epoch reads them through a bounded shuffle (`pair_batches`): blocks of `SHUFFLE_WINDOW`
+directed pairs, each shuffled whole, in a shuffled block order, so no per-epoch index or buffer grows with the
+data. Up to `SHUFFLE_WINDOW` pairs (every data set up to ML-1M) training reads the same batches as before.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movielens.config import Config
+from movielens.optimizers import SPARSE_OPTIMIZER
 
 VECTORS = ("auto", "input", "output", "average")  # which table(s) the KNN searches; auto = chosen on validation
+# Directed pairs shuffled together (a 128 MiB int64 index); more pairs are block-shuffled (`pair_batches`).
+SHUFFLE_WINDOW = 1 << 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +60,22 @@ class KnnConfig(Config):
     validation_freq: int = 1       # epochs between validation rankings
     patience: int = 3              # validations without improvement before stopping
     seed: int = 42                 # initialisation and the order of the pairs
+    validation_users: int = 0      # validate on a seeded sample of this many users (the same each epoch); 0 = all
+    # LazyAdam (movielens.optimizers): only the batch's rows of the table(s) updated each step. auto: when the
+    # catalogue has >= LARGE_TABLE_ROWS movies (ML-25M), so the smaller sets keep plain Adam.
+    sparse_optimizer: str = "auto"
 
     def __post_init__(self):
         for name in ("embedding_size", "window", "epochs", "batch_size", "validation_freq", "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        value = self.validation_users
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"validation_users must be an integer >= 0 (0 = all users), got {value!r}")
+        if self.sparse_optimizer not in SPARSE_OPTIMIZER:
+            raise ValueError(f"sparse_optimizer must be one of {', '.join(SPARSE_OPTIMIZER)}, "
+                             f"got {self.sparse_optimizer!r}")
         for name in ("learning_rate", "temperature", "init_std"):
             value = getattr(self, name)
             if not _finite(value) or value <= 0:
@@ -95,6 +113,65 @@ def cooccurrence_pairs(items: np.ndarray, rows: np.ndarray, window: int) -> tupl
     if not queries:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(queries), np.concatenate(candidates)
+
+
+def undirected_pairs(items: np.ndarray, rows: np.ndarray, window: int) -> np.ndarray:
+    """The pairs of `cooccurrence_pairs`, each once: int32 [n_pairs, 2] (earlier movie, later movie), grouped by
+    offset. Half the pairs and a quarter of the bytes of the directed int64 arrays, filled in place."""
+    items, rows = np.asarray(items, np.int64), np.asarray(rows, np.int64)
+    masks = [(rows[:-o] == rows[o:]) & (items[:-o] != items[o:]) for o in range(1, window + 1) if o < len(items)]
+    pairs = np.empty((sum(int(m.sum()) for m in masks), 2), np.int32)
+    start = 0
+    for offset, same in enumerate(masks, start=1):
+        count = int(same.sum())
+        pairs[start:start + count, 0] = items[:-offset][same]
+        pairs[start:start + count, 1] = items[offset:][same]
+        start += count
+    return pairs
+
+
+def pair_batches(pairs: np.ndarray, batch_size: int, seed: int, shuffle_window: int = SHUFFLE_WINDOW):
+    """`EpochData` of {"query", "candidate"} int64 [B] batches over both directions of `pairs` (int [n, 2]),
+    shuffled in bounded memory.
+
+    Directed pair p is pairs[p // 2] read forwards (p even) or backwards (p odd). `pairs` is shuffled once, in
+    place (seeded), so a block of consecutive directed pairs is a random sample; each epoch takes the blocks of
+    `shuffle_window` pairs in a shuffled order and shuffles each block whole, both a function of (seed, epoch),
+    so a resumed run reads the same batches. Memory per epoch: one block's int64 index (8 bytes a pair).
+    A batch does not straddle two blocks (a block's last batch can be smaller).
+    """
+    from movielens.training import EpochData
+
+    np.random.default_rng(seed).shuffle(pairs)  # rows, in place
+    table = tf.constant(pairs)
+    n = 2 * len(pairs)
+    window = max(1, min(int(shuffle_window), n))
+    n_blocks = -(-n // window)
+    last = n - (n_blocks - 1) * window
+    steps = (n_blocks - 1) * -(-window // batch_size) + -(-last // batch_size)
+
+    def make_epoch(epoch):
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(n_blocks, dtype=tf.int64), seed=epoch_seed)
+
+        def block(b):
+            start = b * window
+            length = tf.minimum(tf.constant(window, tf.int64), n - start)
+            positions = start + tf.random.experimental.stateless_shuffle(
+                tf.range(length), seed=tf.random.experimental.stateless_fold_in(epoch_seed, b))
+
+            def batch(i):
+                directed = positions[i * batch_size:(i + 1) * batch_size]
+                pair = tf.cast(tf.gather(table, directed // 2), tf.int64)   # [B, 2]
+                backwards = tf.equal(directed % 2, 1)
+                return {"query": tf.where(backwards, pair[:, 1], pair[:, 0]),
+                        "candidate": tf.where(backwards, pair[:, 0], pair[:, 1])}
+
+            return tf.data.Dataset.range((length + batch_size - 1) // batch_size).map(batch)
+
+        return tf.data.Dataset.from_tensor_slices(order).flat_map(block)
+
+    return EpochData(make_epoch, steps)
 
 
 def sampling_probabilities(candidates: np.ndarray, n_items: int) -> np.ndarray:

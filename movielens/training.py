@@ -152,7 +152,6 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         self.evaluate, self.evaluate_every = evaluate, max(1, evaluate_every)
         self.monitor, self.sign, self.patience = monitor, (1.0 if mode == "max" else -1.0), patience
         self.verbose = verbose
-        self.best_weights = None
         self._epoch_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -205,7 +204,6 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         best = self.state.get("best")
         if math.isfinite(value) and (best is None or self.sign * value > self.sign * best):
             self.state.update(best=value, best_epoch=self.state["history"]["epoch"][-1], wait=0)
-            self.best_weights = self.model.get_weights()
             return True
         if not math.isfinite(value):
             log.warning("%s is %s at epoch %d; not a candidate for the best epoch", self.monitor, value,
@@ -285,10 +283,9 @@ def fit_resumable(
                 raise
             raise TrainingInterrupted(callback.saved_epoch + 1, callback.saved_epoch) from None
     if restore_best and monitor and state.get("best_epoch") is not None:
-        if callback.best_weights is not None:
-            model.set_weights(callback.best_weights)
-        else:
-            _read_checkpoint(tf.train.Checkpoint(model=model), directory / "best", "restore the best epoch from")
+        # Always from the checkpoint (whether or not this run saw the best epoch): the model then ends in the
+        # same state (weights, and the optimizer and random-generator states it tracks) resumed or not.
+        _read_checkpoint(tf.train.Checkpoint(model=model), directory / "best", "restore the best epoch from")
     history = dict(state["history"])
     history["best_epoch"] = state.get("best_epoch")
     return history

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import time
 import zipfile
@@ -27,8 +28,8 @@ from movielens.data import (
     temporal_split,
     tfds_source,
 )
-from movielens.data.synthetic import LATIN1_TITLES, write_grouplens
-from movielens.data.table import MovieLensData
+from movielens.data.synthetic import LATIN1_TITLES, generate_grouplens, write_grouplens, write_tables
+from movielens.data.table import CATEGORICAL_COLUMNS, MovieLensData
 
 LAYOUT_VARIANT = {"100k": "100k", "1m": "1m", "latest-small": "latest-small"}
 
@@ -75,7 +76,14 @@ def test_each_layout_loads_into_the_tfds_schema(synthetic, synthetic_1m, tmp_pat
     assert list(loaded.ratings.columns) == list(rating_columns(layout))
     for column, dtype in rating_columns(layout).items():
         values = loaded.ratings[column]
-        if dtype in (np.str_, object):
+        if column in CATEGORICAL_COLUMNS:  # text ids and titles: integer codes, each distinct text once
+            categories = values.cat.categories
+            assert categories.dtype == object and all(isinstance(v, str) for v in values.iloc[:50])
+            assert list(categories) == sorted(set(values.astype(object)))  # exactly those present, sorted as text
+        elif column == "movie_genres":  # a Categorical of the genre tuples
+            assert all(isinstance(v, tuple) for v in values.cat.categories) and values.cat.categories.is_unique
+            assert all(isinstance(v, tuple) for v in values.iloc[:50])
+        elif dtype in (np.str_, object):
             assert values.dtype == object and all(isinstance(v, (str, tuple)) for v in values.iloc[:50])
         else:
             assert values.dtype == dtype, column
@@ -378,3 +386,156 @@ def test_cli_bad_input_is_one_line_not_a_traceback(tmp_path, offline, capsys):
         summary_cli.main(["--dataset", "5m"])
     with pytest.raises(SystemExit):
         run_cli.main(["--model", "no_such_model"])
+
+
+# ---------------------------------------------------------------- content-based cache identity
+
+
+def _entries(cache_dir):
+    return sorted(p.name for p in (cache_dir / "processed").iterdir() if not p.name.startswith("."))
+
+
+def test_the_same_files_elsewhere_hit_the_same_cache_entry(synthetic, tmp_path, offline, monkeypatch):
+    """By content, not path or file times: a copy in another folder (new mtimes) or in a zip is the same data."""
+    data, folder = _written(synthetic, tmp_path / "here", "100k")
+    cache_dir = tmp_path / "datasets"
+    first = load_movielens("100k", data_dir=folder, cache_dir=cache_dir)
+    elsewhere = tmp_path / "another" / "machine" / "ml-100k"
+    shutil.copytree(folder, elsewhere)
+    for file in elsewhere.iterdir():
+        file.touch()
+    archive = tmp_path / "zipped" / "ml-100k.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in folder.iterdir():
+            zf.write(file, f"ml-100k/{file.name}")
+    monkeypatch.setattr(grouplens, "load_grouplens", lambda *a: pytest.fail("the same data was parsed again"))
+    for where in (elsewhere, archive):
+        again = load_movielens("100k", data_dir=where, cache_dir=cache_dir)
+        pd.testing.assert_frame_equal(again.ratings, first.ratings)
+        assert again.source == f"local:{grouplens.locate('100k', where)}"  # says where the files are now
+    assert len(_entries(cache_dir)) == 1
+
+
+def test_one_changed_rating_is_another_cache_entry(synthetic, tmp_path, offline):
+    data, folder = _written(synthetic, tmp_path, "latest-small")
+    cache_dir = tmp_path / "datasets"
+    key = grouplens.locate("latest-small", folder).content_key(["ratings.csv", "movies.csv", "links.csv"])
+    load_movielens("latest-small", data_dir=folder, cache_dir=cache_dir)
+    path = folder / "ratings.csv"
+    lines = path.read_bytes().split(b"\n")
+    user, movie, rating, timestamp = lines[7].split(b",")
+    lines[7] = b",".join([user, movie, b"1.0" if rating != b"1.0" else b"2.0", timestamp])
+    path.write_bytes(b"\n".join(lines))
+    changed = grouplens.locate("latest-small", folder).content_key(["ratings.csv", "movies.csv", "links.csv"])
+    assert changed != key
+    loaded = load_movielens("latest-small", data_dir=folder, cache_dir=cache_dir)
+    assert loaded.ratings["user_rating"].iloc[6] == (1.0 if rating != b"1.0" else 2.0)
+    assert len(_entries(cache_dir)) == 2 and any(key in name for name in _entries(cache_dir))
+
+
+# ---------------------------------------------------------------- the streamed ratings parser
+
+
+def _reference_parse(raw: bytes, sep: str, header: bool) -> pd.DataFrame:
+    """The ratings as the whole-file, string-id parser read them before streaming (ids then as ints)."""
+    text = raw.replace(sep.encode(), b"\x1f") if len(sep) > 1 else raw
+    frame = pd.read_csv(io.BytesIO(text), sep="\x1f" if len(sep) > 1 else sep, header=0 if header else None,
+                        names=["user_id", "movie_id", "user_rating", "timestamp"],
+                        dtype={"user_id": str, "movie_id": str, "user_rating": np.float32, "timestamp": np.int64},
+                        engine="c")
+    return frame.assign(user_id=frame["user_id"].astype(np.int64), movie_id=frame["movie_id"].astype(np.int64))
+
+
+@pytest.mark.parametrize("layout,name,sep,header", [("100k", "u.data", "\t", False), ("1m", "ratings.dat", "::", False),
+                                                    ("25m", "ratings.csv", ",", True)])
+def test_block_parsing_gives_the_whole_file_frame(tmp_path, monkeypatch, layout, name, sep, header):
+    tables = generate_grouplens(layout, n_ratings=5_000, seed=4)
+    raw = (write_tables(tables, tmp_path / layout, layout) / name).read_bytes()
+    expected = _reference_parse(raw, sep, header)
+    whole = grouplens.read_ratings(raw, name, sep, layout, grouplens.CSV_RATINGS_HEADER if header else None)
+    pd.testing.assert_frame_equal(whole, expected, check_dtype=False)
+    assert whole["user_id"].dtype == np.int32 and whole["timestamp"].dtype == np.int64
+    monkeypatch.setattr(grouplens, "BLOCK_BYTES", 997)  # ~40 lines a block, cut mid-line
+    blocks = grouplens.read_ratings(io.BytesIO(raw), name, sep, layout,
+                                    grouplens.CSV_RATINGS_HEADER if header else None)
+    pd.testing.assert_frame_equal(blocks, whole)
+
+
+def test_line_numbers_count_across_blocks(tmp_path, monkeypatch):
+    lines = [f"{u}\t{m}\t{1 + (u + m) % 5}\t{881250949 + u * 100 + m}" for u in range(1, 200) for m in (1, 2)]
+    monkeypatch.setattr(grouplens, "BLOCK_BYTES", 256)
+    for number, bad, problem in ((300, "196\t242\tx\t881250949", "rating 'x'"),
+                                 (250, "196\t2.0\t3\t881250949", "movie id '2.0' is not a non-negative integer"),
+                                 (333, "196\t242\t3\t88125.0949", "timestamp '88125.0949'")):
+        text = lines.copy()
+        text[number - 1] = bad
+        with pytest.raises(grouplens.RatingFileError, match=f"x.data line {number}: {problem}"):
+            grouplens.read_ratings(io.BytesIO(("\n".join(text) + "\n").encode()), "x.data", "\t", "100k")
+    cut = ("\n".join(lines) + "\n").encode()[:-4]
+    with pytest.raises(grouplens.RatingFileError, match=f"line {len(lines)}: the last line looks cut short"):
+        grouplens.read_ratings(io.BytesIO(cut), "x.data", "\t", "100k")
+
+
+@pytest.mark.parametrize("field,value,problem", [
+    (0, "1.0", "user id '1.0' is not a non-negative integer"),
+    (0, "+5", "user id '\\+5' is not a non-negative integer"),
+    (1, " 5", "movie id ' 5' is not a non-negative integer"),
+    (1, "1e3", "movie id '1e3' is not a non-negative integer"),
+    (2, "4.5.0", "rating '4.5.0' is not a number"),
+    (3, "9.7e8", "timestamp '9.7e8' is not a non-negative integer"),
+])
+def test_integer_ids_are_not_parsed_leniently(field, value, problem):
+    """pandas would read '1.0', '+5', ' 5' or '1e3' into an integer column: they are rejected, as before."""
+    good = ["1,10,4.0,978300760", "2,11,3.5,978300761", "3,12,5.0,978300762"]
+    fields = good[1].split(",")
+    fields[field] = value
+    raw = "\n".join([grouplens.CSV_RATINGS_HEADER, good[0], ",".join(fields), good[2]]) + "\n"
+    with pytest.raises(grouplens.RatingFileError, match=f"r.csv line 3: {problem}"):
+        grouplens.read_ratings(raw.encode(), "r.csv", ",", "25m", grouplens.CSV_RATINGS_HEADER)
+
+
+# ---------------------------------------------------------------- categorical columns and splits
+
+
+def test_splits_of_categorical_columns_equal_those_of_plain_strings(synthetic):
+    """Integer-keyed sorting and encoding give exactly the splits and vocabularies the string columns gave."""
+    data, _ = synthetic
+    plain = data.ratings.copy()
+    for column in CATEGORICAL_COLUMNS:
+        plain[column] = plain[column].astype(object)
+    as_text = MovieLensData(data.variant, data.source, plain, data.movies)
+    for name in ("random", "temporal", "leave_last_out"):
+        split, reference = make_split(data, name), make_split(as_text, name)
+        for part in ("train", "validation", "test"):
+            ours, theirs = getattr(split, part), getattr(reference, part)
+            pd.testing.assert_frame_equal(ours.astype({c: object for c in CATEGORICAL_COLUMNS}), theirs)
+            for column in CATEGORICAL_COLUMNS:  # each part's categories are its own ids, sorted
+                assert list(ours[column].cat.categories) == sorted(set(theirs[column]))
+        np.testing.assert_array_equal(split.vocabulary.user_ids, reference.vocabulary.user_ids)
+        np.testing.assert_array_equal(split.vocabulary.movie_ids, reference.vocabulary.movie_ids)
+        for part in (split.test, split.train):
+            np.testing.assert_array_equal(split.vocabulary.encode_movies(part["movie_id"]),
+                                          split.vocabulary.encode_movies(part["movie_id"].astype(object)))
+            np.testing.assert_array_equal(split.vocabulary.encode_users(part["user_id"]),
+                                          split.vocabulary.encode_users(part["user_id"].astype(object)))
+
+
+def test_categorical_ids_hash_like_strings(synthetic):
+    """Model identities hash the ratings (`pd.util.hash_pandas_object`): the categorical columns hash exactly
+    as the object columns did, so models trained before stay valid."""
+    data, _ = synthetic
+    columns = ["user_id", "movie_id", "user_rating", "timestamp"]
+    plain = data.ratings[columns].astype({"user_id": object, "movie_id": object})
+    np.testing.assert_array_equal(pd.util.hash_pandas_object(data.ratings[columns], index=False).to_numpy(),
+                                  pd.util.hash_pandas_object(plain, index=False).to_numpy())
+
+
+@pytest.mark.parametrize("batch_rows", [7, 9])  # 900 ratings: a short last batch, and none
+def test_cache_round_trip_in_many_batches(synthetic, tmp_path, monkeypatch, batch_rows):
+    data, _ = synthetic
+    monkeypatch.setattr(cache, "BATCH_ROWS", batch_rows)
+    cache.write(data, tmp_path, "key")
+    loaded = cache.read(tmp_path, data.variant, "key")
+    pd.testing.assert_frame_equal(loaded.ratings, data.ratings)
+    pd.testing.assert_frame_equal(loaded.movies, data.movies)

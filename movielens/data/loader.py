@@ -116,13 +116,15 @@ def _load_local(variant: str, data_dir: str | os.PathLike, origin: str, rebuild:
         raise DataUnavailableError(
             f"could not load MovieLens {variant} from {origin}: {error}.\n{_how_to_provide(variant)}"
         ) from error
-    key = "local-" + files.fingerprint(grouplens.LAYOUT_FILES[variant] + ("links.csv",))
-    if not rebuild:
-        # Only this entry: a cached copy of another source (e.g. the registry's ML-100K) must not stand in.
-        data = _read_cache(cache_dir, variant, key)
-        if data is not None:
-            return data
     try:
+        # By content: the same files in another folder, a zip or on another machine share the entry.
+        key = "local-" + files.content_key(grouplens.LAYOUT_FILES[variant] + ("links.csv",))
+        if not rebuild:
+            # Only this entry: a cached copy of another source (e.g. the registry's ML-100K) must not stand in.
+            data = _read_cache(cache_dir, variant, key)
+            if data is not None:
+                data.source = f"local:{files}"  # where these files are now, wherever the entry was written from
+                return data
         data = grouplens.load_grouplens(variant, files)
     except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise DataUnavailableError(f"could not read MovieLens {variant} from {files}: {error}") from error

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from movielens.data.grouplens import _users_frame
+from movielens.data.grouplens import users_frame
 from movielens.data.schema import OCCUPATIONS_100K
 from movielens.data.table import MovieLensData, assemble, make_movies
 from movielens.io import atomic_directory
@@ -90,7 +90,7 @@ def load(cache_dir: Path) -> MovieLensData:
                      items["movie_title"] + " (" + items["release_year"] + ")")
     movies = make_movies(items["item_id"], title, items["class"].str.split(" "))
     users = _read_atomic(folder / "ml-100k.user")
-    users = _users_frame(users["user_id"], users["age"].astype(np.float32), users["gender"], users["occupation"],
+    users = users_frame(users["user_id"], users["age"].astype(np.float32), users["gender"], users["occupation"],
                          users["occupation"].map(OCCUPATIONS_100K), users["zip_code"], True)
     inter = pd.read_csv(io.BytesIO((folder / "ml-100k.inter").read_bytes()), sep="\t",
                         dtype={0: str, 1: str, 2: np.float32, 3: np.float64})

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from movielens.data.table import MovieLensData
+from movielens.data.table import MovieLensData, prune_categories
 
 SPLITS = ("random", "temporal", "leave_last_out")
 UNKNOWN_INDEX = 0  # index of every id not seen in training
@@ -37,8 +37,7 @@ class Vocabulary:
 
     @classmethod
     def fit(cls, train: pd.DataFrame) -> Vocabulary:
-        users = np.sort(train["user_id"].unique()).astype(object)
-        return cls(users, np.sort(train["movie_id"].unique()).astype(object))
+        return cls(_sorted_ids(train["user_id"]), _sorted_ids(train["movie_id"]))
 
     @property
     def num_users(self) -> int:
@@ -50,6 +49,10 @@ class Vocabulary:
 
     @staticmethod
     def _encode(vocabulary: np.ndarray, ids) -> np.ndarray:
+        values = ids.array if isinstance(ids, pd.Series) else ids
+        if isinstance(values, pd.Categorical):  # each distinct id looked up once, then gathered by code
+            where = pd.Index(vocabulary).get_indexer(np.asarray(values.categories).astype(str).astype(object))
+            return (np.r_[where, -1][values.codes] + 1).astype(np.int64)  # code -1 (missing) is unknown too
         positions = pd.Index(vocabulary).get_indexer(pd.Series(ids, dtype=object).astype(str))
         return (positions + 1).astype(np.int64)  # -1 (unknown) becomes 0
 
@@ -76,10 +79,28 @@ class Split:
                 f"test {len(self.test):,}{note}")
 
 
+def _sorted_ids(column: pd.Series) -> np.ndarray:
+    """The distinct ids of a column, sorted as text, as an object array."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = prune_categories(column)
+        return np.asarray(column.cat.categories, dtype=object)  # canonical: sorted, all present
+    return np.sort(column.unique()).astype(object)
+
+
+def _part(ratings: pd.DataFrame, mask) -> pd.DataFrame:
+    """The rows of `mask`, renumbered; categorical columns keep only the categories of these rows, so a
+    part's `value_counts`, `groupby` (on any pandas) and categories are those of its own rows."""
+    part = ratings[mask].reset_index(drop=True)
+    for column in part.columns:
+        if isinstance(part[column].dtype, pd.CategoricalDtype):
+            part[column] = prune_categories(part[column])
+    return part
+
+
 def _make(name: str, ratings: pd.DataFrame, train_mask, val_mask, test_mask, validation_is_test=False) -> Split:
-    train = ratings[train_mask].reset_index(drop=True)
-    test = ratings[test_mask].reset_index(drop=True)
-    validation = test if validation_is_test else ratings[val_mask].reset_index(drop=True)
+    train = _part(ratings, train_mask)
+    test = _part(ratings, test_mask)
+    validation = test if validation_is_test else _part(ratings, val_mask)
     return Split(name, train, validation, test, Vocabulary.fit(train), validation_is_test)
 
 
@@ -97,13 +118,13 @@ def random_split(data: MovieLensData, fractions=(0.8, 0.2), seed: int = 42) -> S
     n = len(data.ratings)
     order = np.random.default_rng(seed).permutation(n)
     cuts = np.floor(np.cumsum(fractions) * n + 1e-9).astype(int)
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
-    train = position < cuts[0]
+    train = np.zeros(n, dtype=bool)  # rows whose place in the shuffle is before the first cut
+    train[order[: cuts[0]]] = True
     if len(fractions) == 2:
         return _make("random", data.ratings, train, None, ~train, validation_is_test=True)
-    val = (position >= cuts[0]) & (position < cuts[1])
-    return _make("random", data.ratings, train, val, position >= cuts[1])
+    val = np.zeros(n, dtype=bool)
+    val[order[cuts[0]: cuts[1]]] = True
+    return _make("random", data.ratings, train, val, ~(train | val))
 
 
 def temporal_split(data: MovieLensData, fractions=(0.8, 0.1, 0.1)) -> Split:
@@ -124,8 +145,11 @@ def leave_last_out_split(data: MovieLensData) -> Split:
     Ties in timestamp keep file order, so the result is deterministic.
     """
     ratings = data.ratings
-    order = np.lexsort((np.arange(len(ratings)), ratings["timestamp"].to_numpy(), ratings["user_id"].to_numpy()))
-    users = ratings["user_id"].to_numpy()[order]
+    users = ratings["user_id"]
+    # Categorical codes sort as the ids' text (canonical categories): integers, not strings, are compared.
+    users = users.cat.codes.to_numpy() if isinstance(users.dtype, pd.CategoricalDtype) else users.to_numpy()
+    order = np.lexsort((np.arange(len(ratings)), ratings["timestamp"].to_numpy(), users))
+    users = users[order]
     # rank from the end within each user: 0 = last, 1 = second-to-last, ...
     ends = np.r_[np.flatnonzero(users[1:] != users[:-1]), len(users) - 1]
     starts = np.r_[0, ends[:-1] + 1]

@@ -151,7 +151,8 @@ def replica_batches(make_epochs, strategy: tf.distribute.Strategy):
         local = replicas // context.num_input_pipelines
         first = context.input_pipeline_id * local
 
-        def slices(batch):
+        def slices(*batch):  # tf.data passes a tuple element's parts as separate arguments
+            batch = batch[0] if len(batch) == 1 else batch
             n = tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
 
             def piece(g):
@@ -164,6 +165,19 @@ def replica_batches(make_epochs, strategy: tf.distribute.Strategy):
         return make_epochs().flat_map(slices).prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def global_batch_mean(total: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """This replica's share of a mean over the whole global batch: its `total` / the `count` summed over
+    replicas. The replicas' shares (and their gradients, which the optimizer sums) add up to the
+    one-device mean; on one replica it is total / count. Empty batches count as 1 (a zero loss)."""
+    count = tf.cast(count, total.dtype)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        with tf.device(_replica_device(context)):
+            count = tf.identity(count)
+        count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    return total / tf.maximum(count, 1.0)
 
 
 def cross_replica_candidates(candidates: tf.Tensor, *aligned: tf.Tensor) -> tuple[tf.Tensor, ...]:

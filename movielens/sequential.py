@@ -85,7 +85,7 @@ class SequentialTrainingConfig(Config):
     clipnorm: float = 5.0         # global gradient-norm clipping (as the original code)
     epochs: int = 200             # upper bound; early stopping usually ends sooner
     evaluate_every: int = 3       # epochs between validations
-    patience: int = 5             # validations without a better val_ndcg@10 before stopping
+    patience: int = 5             # validations without a better val_ndcg@10 before stopping (0: never stop early)
     window_stride: int = 0        # items between training windows of long histories; 0 -> max_len
     time_budget_minutes: float = 0.0  # stop after the epoch that exceeds this (this run's time); 0 -> no limit
 
@@ -363,4 +363,5 @@ def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig
                              verbose=verbose, callbacks=callbacks)
     return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
                          evaluate=evaluate, evaluate_every=training.evaluate_every, monitor=MONITOR, mode="max",
-                         patience=training.patience, restore_best=True, verbose=verbose, callbacks=callbacks)
+                         patience=training.patience or None, restore_best=True, verbose=verbose,
+                         callbacks=callbacks)

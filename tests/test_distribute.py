@@ -1,6 +1,7 @@
 """tf.distribute: the two-tower trained on two logical CPU devices (MirroredStrategy) and by two worker
 processes on localhost ports (MultiWorkerMirroredStrategy) gives the single-device result, resumes under a
-strategy, and bad settings fail in one line before anything runs.
+strategy, and bad settings fail in one line before anything runs; BERT4Rec on two devices and SASRec on two
+workers give their single-device results too (dropout off: replicas draw other masks than one device).
 
 Device layout is fixed once TensorFlow starts, so every distributed run is its own process. Tolerance:
 the global batch, its order and the summed gradient are the single-device ones, so only the order of
@@ -28,6 +29,10 @@ TOLERANCE = 1e-4
 # Batch 100 leaves a last batch of 36 rows: the slices of uneven batches are exercised too.
 RUN_FLAGS = ["--model", "two_tower", "--no_plots", "--quiet", "--num_epochs", "4", "--batch_size", "100",
              "--additional_feature_sets", "None", "--baselines", "popularity", "--data_source", "local"]
+SEQUENTIAL_FLAGS = ["--no_plots", "--quiet", "--max_len", "16", "--embedding_size", "32", "--num_layers", "1",
+                    "--num_heads", "2", "--dropout", "0", "--batch_size", "32", "--num_epochs", "4",
+                    "--validation_freq", "1", "--patience", "0", "--warmup_steps", "0", "--learning_rate", "0.01",
+                    "--baselines", "popularity", "--data_source", "local"]
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +61,16 @@ def _finish(process: subprocess.Popen, timeout: float = 300) -> str:
     return out
 
 
-def _run_experiment(files: Path, home: Path, *extra: str, **env) -> dict:
-    _finish(_start(["-m", "experiments.run", "--data_dir", str(files), *RUN_FLAGS, *extra], _env(home, **env)))
-    return _two_tower_row(home)
+def _run_experiment(files: Path, home: Path, *extra: str, flags=RUN_FLAGS, **env) -> dict:
+    """`experiments.run` with `flags` (they start with --model F) and `extra`; F's row of the report."""
+    _finish(_start(["-m", "experiments.run", "--data_dir", str(files), *flags, *extra], _env(home, **env)))
+    return _model_row(home, flags[1])
 
 
-def _two_tower_row(home: Path) -> dict:
+def _model_row(home: Path, family: str = "two_tower") -> dict:
     (results,) = (home / "reports").glob("*/results.json")
     rows = {row["family"]: row for row in json.loads(results.read_text())["rows"]}
-    return rows["two_tower"]
+    return rows[family]
 
 
 def _assert_same_metrics(a: dict, b: dict) -> None:
@@ -78,6 +84,7 @@ def _assert_same_metrics(a: dict, b: dict) -> None:
     # Every epoch's validation figure, not only the selected one: the runs follow the same path.
     assert b["history"]["val_ndcg@10"] == pytest.approx(a["history"]["val_ndcg@10"], abs=TOLERANCE)
     assert len(a["history"]["val_ndcg@10"]) == 4
+    assert a["metrics"]["ndcg@10"] > 0  # a model that learned something, not two equal failures
 
 
 @pytest.fixture(scope="module")
@@ -100,19 +107,39 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_workers_on_localhost_give_the_single_device_result(files, single_device, tmp_path):
+def _two_workers(files: Path, home: Path, flags) -> list[str]:
     cluster = [f"localhost:{port}" for port in _free_ports(2)]
     workers = []
     for index in range(2):
         config = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
-        workers.append(_start(["-m", "experiments.run", "--data_dir", str(files), *RUN_FLAGS,
-                               "--distribute", "multi_worker"], _env(tmp_path, TF_CONFIG=config)))
+        workers.append(_start(["-m", "experiments.run", "--data_dir", str(files), *flags,
+                               "--distribute", "multi_worker"], _env(home, TF_CONFIG=config)))
     outputs = [_finish(worker) for worker in workers]
     assert "this is worker 0" in outputs[0] and "this is worker 1" in outputs[1]
     assert "reports are written by the chief worker" in outputs[1]
-    _assert_same_metrics(single_device, _two_tower_row(tmp_path))  # one report: the chief's
+    return outputs
+
+
+def test_two_workers_on_localhost_give_the_single_device_result(files, single_device, tmp_path):
+    _two_workers(files, tmp_path, RUN_FLAGS)
+    _assert_same_metrics(single_device, _model_row(tmp_path))  # one report: the chief's
     # Worker 1 kept its own checkpoints and model, apart from the chief's.
     assert list((tmp_path / "models" / ".workers" / "worker-1").glob("two_tower*/weights"))
+
+
+def test_bert4rec_on_two_devices_gives_the_single_device_result(files, tmp_path):
+    flags = ["--model", "bert4rec", *SEQUENTIAL_FLAGS]
+    single = _run_experiment(files, tmp_path / "single", flags=flags)
+    mirrored = _run_experiment(files, tmp_path / "mirrored", "--distribute", "mirrored", "--devices", "2",
+                               flags=flags)
+    _assert_same_metrics(single, mirrored)
+
+
+def test_sasrec_on_two_workers_gives_the_single_device_result(files, tmp_path):
+    flags = ["--model", "sasrec", *SEQUENTIAL_FLAGS]
+    single = _run_experiment(files, tmp_path / "single", flags=flags)
+    _two_workers(files, tmp_path / "workers", flags)
+    _assert_same_metrics(single, _model_row(tmp_path / "workers", "sasrec"))
 
 
 RESUME_SCRIPT = textwrap.dedent("""

@@ -98,7 +98,7 @@ def test_losses_are_finite_and_ignore_padding(loss):
         state = model.negative_generator.state.numpy()
         states = tf.boolean_mask(model({"items": items}), items != 0)
         labels = tf.boolean_mask(targets, items != 0) - 1
-        value = float(model.gbce_loss(states, labels))
+        value = float(tf.reduce_mean(model.gbce_losses(states, labels)))
         model.negative_generator.state.assign(state)
         negatives = model.negative_generator.uniform([8, 8], 0, 30, dtype=tf.int32).numpy()
         logits = states.numpy() @ model.item_vectors().numpy().T

@@ -83,6 +83,7 @@ def _state_function(model):
 
 class Sequential(Family):
     kind = "sequential"
+    distributable = True
     # 2: training batches and masks drawn per (seed, epoch) with stateless ops (exact resumption).
     version = 2
     # A time budget stops training early but does not make another model: not part of the identity.

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movielens.config import Config
+from movielens.distribute import global_batch_mean
 from movielens.sequences import PAD, default_max_predictions, mask_token, score_by_length
 
 
@@ -191,8 +192,9 @@ class Bert4Rec(tfrs.Model):
         logits = self(features, training=training)
         targets = tf.maximum(labels - 1, 0)  # unused slots (PAD) carry weight 0
         losses = tf.keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-        loss = tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
-        self.loss_tracker.update_state(loss)
+        # The mean over the global batch's masked slots (under tf.distribute, this replica's share of it).
+        loss = global_batch_mean(tf.reduce_sum(losses * weights), tf.reduce_sum(weights))
+        self.loss_tracker.update_state(loss * tf.distribute.get_strategy().num_replicas_in_sync)
         return loss
 
     @property

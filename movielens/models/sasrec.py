@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from movielens.config import Config
+from movielens.distribute import global_batch_mean
 from movielens.models.bert4rec import EncoderBlock, StatelessDropout
 from movielens.sequences import PAD, pad_left, score_by_length
 
@@ -136,14 +137,16 @@ class SasRec(tfrs.Model):
         labels = tf.boolean_mask(targets, real) - 1                      # [N] column of the next item
         if self.sasrec_config.loss == "ce":
             logits = tf.matmul(states, self.item_vectors(), transpose_b=True)  # [N, n_items]
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         else:
-            loss = self.gbce_loss(states, labels)
-        self.loss_tracker.update_state(loss)
+            losses = self.gbce_losses(states, labels)
+        # The mean over the global batch's positions (under tf.distribute, this replica's share of it).
+        loss = global_batch_mean(tf.reduce_sum(losses), tf.size(losses))
+        self.loss_tracker.update_state(loss * tf.distribute.get_strategy().num_replicas_in_sync)
         return loss
 
-    def gbce_loss(self, states, labels):
-        """Generalised BCE with k uniform negatives per positive: states float [N, H], labels int [N] -> scalar.
+    def gbce_losses(self, states, labels):
+        """Generalised BCE with k uniform negatives per positive: states float [N, H], labels int [N] -> [N].
 
         Each position draws its own k negatives, uniform over all items, as gSASRec (one equal to the
         positive is rare and kept, as there). They are picked from the full [N, n_items] score matrix
@@ -156,8 +159,7 @@ class SasRec(tfrs.Model):
                                                     self.n_items, dtype=tf.int32)            # [N, k]
         negative = tf.gather(logits, negatives, batch_dims=1)                                  # [N, k]
         positive = tf.gather(logits, labels[:, None], batch_dims=1)[:, 0]                      # [N]
-        losses = -self.beta * tf.math.log_sigmoid(positive) - tf.reduce_sum(tf.math.log_sigmoid(-negative), -1)
-        return tf.reduce_mean(losses)
+        return -self.beta * tf.math.log_sigmoid(positive) - tf.reduce_sum(tf.math.log_sigmoid(-negative), -1)
 
     @property
     def metrics(self):

@@ -26,9 +26,8 @@ import pandas as pd
 from movielens.data import schema
 from movielens.data.table import (
     MovieLensData,
-    categorical_from_codes,
     conform,
-    genres_column,
+    movie_columns,
     rows_in_catalogue,
     string_categorical,
 )
@@ -150,24 +149,20 @@ def read(cache_dir: Path, variant: str, source_key: str) -> MovieLensData | None
     if counts[0] and (user_pos.min() < 0 or user_pos.max() >= counts[1] or movie_pos.min() < 0
                       or movie_pos.max() >= counts[2]):
         raise CorruptCacheError(f"cache entry {path} is corrupt: positions outside the users or movies table")
-    genre_rows = [tuple(int(g) for g in row if g >= 0) for row in movies.pop("movie_genres")]
+    genre_rows = [tuple(g for g in row if g >= 0) for row in movies.pop("movie_genres").tolist()]
     movies_frame = pd.DataFrame(movies)
     movies_frame.insert(2, "movie_genres", pd.Series(genre_rows, dtype=object))
     movies_frame = movies_frame[list(schema.MOVIE_COLUMNS)]
-    movie_ids = movies_frame["movie_id"].to_numpy(dtype=object)
-    title_codes, titles = pd.factorize(movies_frame["movie_title"].to_numpy(dtype=object))
     frame = {
         "user_id": string_categorical(pd.Categorical.from_codes(user_pos, pd.Index(users["user_id"], dtype=object))),
-        "movie_id": categorical_from_codes(movie_pos, movie_ids),
-        "movie_title": categorical_from_codes(title_codes[movie_pos], np.asarray(titles, dtype=object)),
-        "movie_genres": genres_column(movies_frame["movie_genres"], movie_pos),
+        **movie_columns(movies_frame, movie_pos),
         "timestamp": ratings["timestamp"],
         "user_rating": ratings["user_rating"],
     }
     for name, values in users.items():
         if name != "user_id":
             frame[name] = values[user_pos]
-    return MovieLensData(variant, meta["source"], conform(frame, variant), movies_frame)
+    return MovieLensData(variant, meta["source"], conform(frame, variant, canonical=True), movies_frame)
 
 
 def remove(cache_dir: Path, variant: str, source_key: str) -> None:

@@ -163,11 +163,25 @@ def rows_in_catalogue(ids: pd.Series, catalogue: pd.Series) -> np.ndarray:
     return pd.Index(keys).get_indexer(pd.Series(values, dtype=object).astype(str).to_numpy(dtype=object))
 
 
-def genres_column(genres: pd.Series, movie_pos: np.ndarray) -> pd.Categorical:
-    """The `movie_genres` of ratings of the movies at `movie_pos`: a Categorical of the movies' genre tuples."""
-    codes, uniques = pd.factorize(genres.to_numpy(dtype=object))
-    categories = pd.Index(uniques, dtype=object, tupleize_cols=False)
-    return prune_categories(pd.Series(pd.Categorical.from_codes(codes[movie_pos], categories, validate=False))).array
+def movie_columns(movies: pd.DataFrame, movie_pos: np.ndarray) -> dict[str, pd.Categorical]:
+    """The movie columns of ratings of the catalogue rows `movie_pos` (all valid positions into `movies`):
+    canonical Categoricals of `movie_id` and `movie_title` (`string_categorical`'s form) and a Categorical
+    of the `movie_genres` tuples. Per column one gather over the ratings; the rest is per movie."""
+    rated = np.flatnonzero(_used(movie_pos, len(movies)))  # catalogue rows with ratings
+    columns = {}
+    for name in ("movie_id", "movie_title", "movie_genres"):
+        values = movies[name].to_numpy(dtype=object)[rated]
+        if name == "movie_genres":
+            inverse, uniques = pd.factorize(values)
+            categories = pd.Index(uniques, dtype=object, tupleize_cols=False)
+        else:
+            text = np.asarray([v if isinstance(v, str) else str(v) for v in values], dtype=object)
+            uniques, inverse = np.unique(text, return_inverse=True)  # sorted as text; repeated titles merge
+            categories = pd.Index(uniques, dtype=object)
+        code_of_row = np.full(len(movies), -1, np.int32)
+        code_of_row[rated] = inverse
+        columns[name] = pd.Categorical.from_codes(code_of_row[movie_pos], categories, validate=False)
+    return columns
 
 
 def assemble(variant: str, source: str, ratings: pd.DataFrame, movies: pd.DataFrame, users: pd.DataFrame | None):
@@ -175,20 +189,16 @@ def assemble(variant: str, source: str, ratings: pd.DataFrame, movies: pd.DataFr
 
     Ids may be integers (the GroupLens parser's) or strings. Vectorised: movie and user attributes are
     gathered by integer position; `user_id`, `movie_id` and `movie_title` become Categoricals
-    (`string_categorical`), `movie_genres` a Categorical of genre tuples (`genres_column`).
+    (`string_categorical`), `movie_genres` a Categorical of genre tuples (`movie_columns`).
     """
     schema.check_variant(variant)
     movie_pos = rows_in_catalogue(ratings["movie_id"], movies["movie_id"])
     if (movie_pos < 0).any():
         missing = np.asarray(ratings["movie_id"])[np.flatnonzero(movie_pos < 0)[0]]
         raise ValueError(f"ratings refer to movie id {str(missing)!r}, which the movies file does not have")
-    movie_ids = movies["movie_id"].to_numpy(dtype=object)
-    title_codes, titles = pd.factorize(movies["movie_title"].to_numpy(dtype=object))
     frame = {
         "user_id": string_categorical(ratings["user_id"]),
-        "movie_id": categorical_from_codes(movie_pos, movie_ids),
-        "movie_title": categorical_from_codes(title_codes[movie_pos], np.asarray(titles, dtype=object)),
-        "movie_genres": genres_column(movies["movie_genres"], movie_pos),
+        **movie_columns(movies, movie_pos),
         "timestamp": ratings["timestamp"].to_numpy(dtype=np.int64),
         "user_rating": ratings["user_rating"].to_numpy(dtype=np.float32),
     }
@@ -201,13 +211,18 @@ def assemble(variant: str, source: str, ratings: pd.DataFrame, movies: pd.DataFr
         for column in columns:
             if column in users.columns and column != "user_id":
                 frame[column] = users[column].to_numpy()[user_pos]
-    return MovieLensData(variant, source, conform(frame, variant), movies.reset_index(drop=True))
+    return MovieLensData(variant, source, conform(frame, variant, canonical=True), movies.reset_index(drop=True))
 
 
-def conform(frame, variant: str) -> pd.DataFrame:
+def conform(frame, variant: str, canonical: bool = False) -> pd.DataFrame:
     """Checks the columns (a DataFrame or a dict of arrays) against the schema and casts them to its dtypes:
     `CATEGORICAL_COLUMNS` to canonical Categoricals of str, `movie_genres` to a Categorical of tuples, other
-    text columns to object."""
+    text columns to object.
+
+    Args:
+      canonical: the caller built the Categoricals canonical (`movie_columns`, `string_categorical`): they are
+        taken as they are, without another pass over the rows.
+    """
     columns = schema.rating_columns(variant)
     missing = [c for c in columns if c not in frame]
     if missing:
@@ -215,7 +230,9 @@ def conform(frame, variant: str) -> pd.DataFrame:
     out = {}
     for name, dtype in columns.items():
         if name in CATEGORICAL_COLUMNS:
-            out[name] = pd.Series(string_categorical(frame[name]), copy=False)
+            values = frame[name]
+            trusted = canonical and isinstance(values, pd.Categorical)
+            out[name] = pd.Series(values if trusted else string_categorical(values), copy=False)
             continue
         if name == "movie_genres":
             out[name] = pd.Series(tuple_categorical(frame[name]), copy=False)

@@ -12,6 +12,12 @@ Losses (`SasRecConfig.loss`):
   "gbce"  gSASRec: k uniformly sampled negatives per positive, generalised binary cross-entropy
           -beta * log sigmoid(s+) - sum log sigmoid(-s-), with beta = alpha * (t * (1 - 1/alpha) + 1/alpha),
           alpha = k / (n_items - 1) (t = 0: plain BCE on k negatives; t = 1: calibrated to the full softmax).
+          Builds the [positions, n_items] score matrix like "ce" (then picks k per positive).
+  "sampled_ce"  sampled softmax for large catalogues (ML-20M/25M): cross-entropy over the positive and
+          k movies drawn uniformly once per step, shared by every position of the batch ([positions, k]
+          scores instead of [positions, n_items]); a drawn movie equal to a position's positive is masked
+          there. Uniform sampling makes the logQ correction the same constant for every candidate, so it
+          cancels in the softmax.
 Scores are the final hidden state dotted with the item embeddings (tied output, no bias).
 """
 
@@ -28,7 +34,7 @@ from movielens.distribute import global_batch_mean
 from movielens.models.bert4rec import EncoderBlock, StatelessDropout
 from movielens.sequences import PAD, pad_left, score_by_length
 
-LOSSES = ("ce", "gbce")
+LOSSES = ("ce", "gbce", "sampled_ce")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +51,8 @@ class SasRecConfig(Config):
     num_layers: int = 2
     num_heads: int = 1
     dropout: float = -1.0       # embeddings, attention weights, block outputs; < 0 -> from the data size
-    loss: str = "ce"            # "ce" (full softmax) | "gbce" (gSASRec sampled negatives)
-    num_negatives: int = 256    # gbce only: uniform negatives per positive (gSASRec's ML-1M setting)
+    loss: str = "ce"            # "ce" (full softmax) | "gbce" (gSASRec) | "sampled_ce" (large catalogues)
+    num_negatives: int = 256    # gbce, sampled_ce: uniform negatives per positive (gSASRec's ML-1M setting)
     gbce_t: float = 0.75        # gbce only: calibration t in [0, 1] (gSASRec's ML-1M setting)
 
     def __post_init__(self):
@@ -138,12 +144,26 @@ class SasRec(tfrs.Model):
         if self.sasrec_config.loss == "ce":
             logits = tf.matmul(states, self.item_vectors(), transpose_b=True)  # [N, n_items]
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        elif self.sasrec_config.loss == "sampled_ce":
+            losses = self.sampled_ce_losses(states, labels)
         else:
             losses = self.gbce_losses(states, labels)
         # The mean over the global batch's positions (under tf.distribute, this replica's share of it).
         loss = global_batch_mean(tf.reduce_sum(losses), tf.size(losses))
         self.loss_tracker.update_state(loss * tf.distribute.get_strategy().num_replicas_in_sync)
         return loss
+
+    def sampled_ce_losses(self, states, labels):
+        """Sampled softmax: states float [N, H], labels int [N] -> [N] cross-entropy over the positive and k
+        uniform movies shared by the batch (see the module docstring)."""
+        vectors = self.item_vectors()
+        negatives = self.negative_generator.uniform([self.sasrec_config.num_negatives], 0, self.n_items,
+                                                    dtype=tf.int32)                        # [k]
+        positive = tf.reduce_sum(states * tf.gather(vectors, labels), -1)                   # [N]
+        negative = tf.matmul(states, tf.gather(vectors, negatives), transpose_b=True)       # [N, k]
+        negative = tf.where(negatives[None, :] == labels[:, None], -1e9, negative)        # accidental hits
+        logits = tf.concat([positive[:, None], negative], axis=1)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(labels), logits)
 
     def gbce_losses(self, states, labels):
         """Generalised BCE with k uniform negatives per positive: states float [N, H], labels int [N] -> [N].

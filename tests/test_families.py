@@ -30,8 +30,10 @@ FAST = {
     "autorec": {"epochs": 15, "n_factors": 32},
     # The history feature is how a two-tower model serves someone typed in (id-only gives them one list).
     "two_tower": {"features": ("history",), "num_epochs": 15, "batch_size": 128, "unknown_user_rate": 0.3},
+    # Patience 6: masked training can sit on a plateau for several validations before it separates the
+    # clusters (seed 42: val NDCG@10 0.21 at epoch 6, no better until epoch 16, then 0.53).
     "bert4rec": {"model": Bert4RecConfig(max_len=16, hidden_dim=32, num_layers=1, num_heads=2, dropout=0.0),
-                 "training": Bert4RecTrainingConfig(batch_size=32, epochs=40, evaluate_every=2, patience=4,
+                 "training": Bert4RecTrainingConfig(batch_size=32, epochs=40, evaluate_every=2, patience=6,
                                                     warmup_steps=0, learning_rate=1e-2)},
     "sasrec": {"model": SasRecConfig(max_len=16, hidden_dim=32, num_layers=1, num_heads=1, dropout=0.0),
                "training": SasRecTrainingConfig(batch_size=32, epochs=40, evaluate_every=2, patience=4,

@@ -141,3 +141,16 @@ def test_identity_depends_on_content_not_path(trained, planted):
     data, _, split = planted
     moved = type(data)(data.variant, "local:/elsewhere", data.ratings, data.movies)
     assert model_dir_for(model.family, model.config, Context(moved, split)).hash == model.model_dir.hash
+
+
+@pytest.mark.parametrize("name", ["ease", "item_knn"])
+def test_dense_item_item_families_refuse_a_large_catalogue_before_any_work(name, monkeypatch):
+    """ML-25M's 62,423 movies would need ~90 GB of movies x movies matrices: one clear line, nothing run."""
+    from movielens.families import item_item
+
+    data, _ = synthetic_movielens(SyntheticSpec(n_users=30, n_movies=40, seed=1))
+    family = get_family(name)
+    family.check(family.default_config(), data)  # 40 movies: fine
+    monkeypatch.setattr(item_item, "MAX_ITEMS", 39)
+    with pytest.raises(ValueError, match=f"{name} keeps dense movies x movies matrices: 40 movies"):
+        family.check(family.default_config(), data)

@@ -3,8 +3,8 @@
     P = (XᵀX + λI)⁻¹,  B = -P / diag(P) (column-wise),  diag(B) = 0;  scores = x_history · B.
 
 λ is chosen on validation (the split's validation part, or a carve-out of train when the split has
-none) from `l2_grid`; give one value to fix it. The dense n_items² matrix limits it to catalogues of
-a few tens of thousands of movies.
+none) from `l2_grid`; give one value to fix it. The dense n_items² matrices limit it to catalogues of
+up to 20,000 movies (`item_item.MAX_ITEMS`; larger ones are refused before any work).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy as np
 
 from movielens.config import Config
 from movielens.families.item_item import ItemItemFamily, gram_matrix
-
-MAX_ITEMS = 30_000  # B is n_items² float32: 3.6 GB at this size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +43,6 @@ class Ease(ItemItemFamily):
     config_class = EaseConfig
     grid_field, setting = "l2_grid", "l2"
     version = 2
-
-    def check(self, config, data) -> None:
-        if data.movies.shape[0] > MAX_ITEMS:
-            raise ValueError(f"ease keeps a dense movies x movies matrix; {len(data.movies):,} movies is more than "
-                             f"{MAX_ITEMS:,}")
 
     def prepare(self, histories, n_items, config) -> np.ndarray:
         return gram_matrix(histories, n_items)

@@ -113,6 +113,12 @@ class TwoTower(Family):
                 config.constant_movie_length, verbose=context.verbose > 0)
         return context.options[key]
 
+    def identity_config(self, config: TwoTowerConfig) -> dict:
+        identity = super().identity_config(config)
+        if not identity.get("validation_users"):  # added later: at 0 (all users) the models trained before match
+            identity.pop("validation_users", None)
+        return identity
+
     def identity_extras(self, config: TwoTowerConfig, context: Context) -> dict:
         minutes, _ = self._minutes(config, context)
         if minutes is None:

@@ -54,6 +54,7 @@ class Context:
     ratings: int | None
     seed: int
     scratch: Path
+    two_tower_epochs: int = 3
     measured: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -148,6 +149,85 @@ def step_split(context: Context) -> dict:
             "vocabulary_movies": len(split.vocabulary.movie_ids)}
 
 
+# ---------------------------------------------------------------- families at scale
+# Each loads the cached data and splits it (not timed), then trains / refuses; the timed part is the
+# family's own work. Models go under the scratch folder.
+TWO_TOWER_BATCH = 2048       # the issue's measurement batch; 512 (the default) means 4x the steps
+VALIDATION_USERS = 10_000    # per-epoch validation sample; the test ranking is a full pass
+
+
+def _data_and_split(context: Context, split_name: str = "random"):
+    from movielens.data import load_movielens, make_split
+
+    _import_tensorflow()
+    data = load_movielens(context.layout, data_dir=context.data_dir, cache_dir=context.cache_dir)
+    fractions = (0.8, 0.1, 0.1) if split_name == "random" else None
+    return data, make_split(data, split_name, fractions, 42)
+
+
+def _two_tower(context: Context, features: tuple[str, ...]) -> dict:
+    from movielens.persistence import ModelDir
+    from movielens.trainer import MovieLensTrainer, TwoTowerConfig
+
+    data, split = _data_and_split(context)
+    config = TwoTowerConfig(features=features, num_epochs=context.two_tower_epochs, batch_size=TWO_TOWER_BATCH,
+                            patience=0, validation_users=VALIDATION_USERS)
+    name, folder = f"two_tower-{'-'.join(features) or 'id_only'}", context.scratch / "models"
+    for old in folder.glob(f"{name}-*"):  # a fresh run: no resuming from an earlier measurement
+        shutil.rmtree(old)
+    with context.timer():
+        trainer = MovieLensTrainer(data, split, verbose=1)
+        _, _, history, metrics = trainer.fit(config, ModelDir(name, config.to_dict(), folder))
+    return {"features": list(features) or ["id_only"], "epochs": context.two_tower_epochs,
+            "batch_size": TWO_TOWER_BATCH,
+            "validation_users": VALIDATION_USERS, "epoch_s": [round(s, 1) for s in history.get("epoch_seconds", [])],
+            "eval_s": [round(s, 1) for s in history.get("eval_seconds", [])],
+            "val_ndcg@10": history.get("val_ndcg@10"), "test_ndcg@10": round(metrics.get("ndcg@10", float("nan")), 4),
+            "test_users": metrics.get("users_evaluated"), "test_top_k_ratings": metrics.get("test_top_k_ratings")}
+
+
+def step_two_tower_id_only(context: Context) -> dict:
+    return _two_tower(context, ())
+
+
+def step_two_tower_features(context: Context) -> dict:
+    return _two_tower(context, ("timestamp", "movie_title_text", "movie_genres"))
+
+
+def step_sasrec_epoch(context: Context) -> dict:
+    """One SASRec epoch with the sampled softmax (`--loss sampled_ce`, 256 negatives), no evaluation."""
+    from movielens.models.sasrec import SasRecConfig
+    from movielens.persistence import ModelDir
+    from movielens.sequential import SasRecTrainingConfig, fit_sequential
+
+    data, split = _data_and_split(context)
+    config = SasRecConfig(max_len=200, dropout=0.2, loss="sampled_ce", num_negatives=256)
+    training = SasRecTrainingConfig(epochs=1, batch_size=128)
+    folder = context.scratch / "models"
+    shutil.rmtree(folder, ignore_errors=True)
+    with context.timer():
+        _, history, metrics = fit_sequential(data, split, config, training, ModelDir("sasrec", {}, folder),
+                                             verbose=2)
+    return {"loss": "sampled_ce", "max_len": 200, "batch_size": 128, "windows": metrics.get("n_windows"),
+            "items": metrics.get("n_items"), "epoch_s": [round(s, 1) for s in history.get("epoch_seconds", [])]}
+
+
+def step_refusals(context: Context) -> dict:
+    """Each family's up-front check on the full data (before any work): refused ones and their one line."""
+    from movielens.families import REGISTRY
+
+    data, _ = _data_and_split(context)
+    out = {}
+    with context.timer():
+        for name, family in REGISTRY.items():
+            try:
+                family.check(family.default_config(), data)
+                out[name] = "accepted"
+            except ValueError as error:
+                out[name] = f"refused: {error}"
+    return out
+
+
 def _frame_figures(data) -> dict:
     frame_bytes = data.ratings.memory_usage(deep=True).sum()
     return {"ratings": len(data.ratings), "ratings_frame_gb": round(frame_bytes / 1e9, 3)}
@@ -155,8 +235,11 @@ def _frame_figures(data) -> dict:
 
 STEPS: dict[str, Callable[[Context], dict]] = {
     "generate": step_generate, "content_key": step_content_key, "first_load": step_first_load,
-    "cached_load": step_cached_load, "split": step_split,
+    "cached_load": step_cached_load, "split": step_split, "refusals": step_refusals,
+    "two_tower_id_only": step_two_tower_id_only, "two_tower_features": step_two_tower_features,
+    "sasrec_epoch": step_sasrec_epoch,
 }
+DATA_STEPS = ("generate", "content_key", "first_load", "cached_load", "split")
 COLUMNS = ["step", "wall_s", "cpu_s", "rss_before_gb", "peak_rss_gb", "load_before", "load_after"]
 
 
@@ -177,6 +260,7 @@ def run_step(name: str, args) -> dict:
     command = [sys.executable, "-m", "benchmarks.scale", "--child", name, "--layout", args.layout, "--seed",
                str(args.seed), "--scratch", str(args.scratch)]
     command += ["--ratings", str(args.ratings)] if args.ratings else []
+    command += ["--two_tower_epochs", str(args.two_tower_epochs)]
     result = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if result.returncode != 0 or not lines:
@@ -191,12 +275,15 @@ def main(argv=None) -> int:
     parser.add_argument("--ratings", type=int, default=None, help="scale to this many ratings (default: the release's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/scale"), help="where the files and cache go")
-    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS))
+    parser.add_argument("--steps", nargs="+", default=list(DATA_STEPS), choices=list(STEPS),
+                        help="default: the data steps; the family steps (refusals, two_tower_id_only, "
+                             "two_tower_features, sasrec_epoch) take from minutes to hours at 25M")
+    parser.add_argument("--two_tower_epochs", type=int, default=3, help="epochs of the two-tower steps")
     parser.add_argument("--label", default=None, help="entry name in scale.json (default <layout>-<ratings>)")
     parser.add_argument("--clean", action="store_true", help="delete --scratch at the end")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    context = Context(args.layout, args.ratings, args.seed, args.scratch)
+    context = Context(args.layout, args.ratings, args.seed, args.scratch, args.two_tower_epochs)
     if args.child:
         print(json.dumps(run_child(args.child, context)))
         return 0

@@ -154,3 +154,22 @@ def test_dense_item_item_families_refuse_a_large_catalogue_before_any_work(name,
     monkeypatch.setattr(item_item, "MAX_ITEMS", 39)
     with pytest.raises(ValueError, match=f"{name} keeps dense movies x movies matrices: 40 movies"):
         family.check(family.default_config(), data)
+
+
+@pytest.mark.parametrize("name,loss,refused", [("bert4rec", None, True), ("sasrec", "ce", True),
+                                               ("sasrec", "gbce", True), ("sasrec", "sampled_ce", False)])
+def test_full_softmax_sequential_models_refuse_a_large_catalogue_up_front(name, loss, refused, monkeypatch):
+    from movielens.families import sequential
+
+    data, _ = synthetic_movielens(SyntheticSpec(n_users=30, n_movies=40, seed=1))
+    family = get_family(name)
+    config = family.default_config()
+    if loss:
+        config = config.replace(model=config.model.replace(loss=loss))
+    family.check(config, data)
+    monkeypatch.setattr(sequential, "FULL_SOFTMAX_MAX_ITEMS", 39)
+    if refused:
+        with pytest.raises(ValueError, match="scores all 40 movies at every position.*sampled_ce"):
+            family.check(config, data)
+    else:
+        family.check(config, data)

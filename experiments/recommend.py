@@ -59,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         data, split = cli.load_data_and_split(args, family.default_fractions)
         recommend(data, split, family, configs[0], user_id=args.user_id, history=args.history,
                   similar_to=args.similar_to, k=args.k, include_seen=args.include_seen, no_train=args.no_train,
-                  retrain=args.retrain, backend=args.index_backend, verbose=0 if args.quiet else 1)
+                  retrain=args.retrain, backend=args.index_backend, verbose=0 if args.quiet else 1,
+                  options=family.options_from_args(args))
     return 0
 
 

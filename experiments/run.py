@@ -68,7 +68,8 @@ def _run(args: argparse.Namespace) -> int:
                              include_seen=args.include_seen, k=args.k, verbose=0 if args.quiet else 1)
         data, split = cli.load_data_and_split(args, family.default_fractions)
         print(split.describe())
-        run_experiment(data, split, [(family, config) for config in configs], options)
+        run_experiment(data, split, [(family, config) for config in configs], options,
+                       family.options_from_args(args))
     return 0
 
 

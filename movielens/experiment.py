@@ -44,11 +44,13 @@ def with_baselines(models: Sequence[tuple[Family, Config]], baselines: Sequence[
     return rows + list(models)
 
 
-def run_experiment(data, split, models: Sequence[tuple[Family, Config]], options: RunOptions) -> Leaderboard:
+def run_experiment(data, split, models: Sequence[tuple[Family, Config]], options: RunOptions,
+                   family_options: dict | None = None) -> Leaderboard:
+    """family_options: the families' run inputs from their flags (`Family.options_from_args`)."""
     if options.user_id:
         UserHistory(data.ratings).check_user(options.user_id)  # a bad id fails before any training
     board = run_leaderboard(data, split, with_baselines(models, options.baselines), retrain=options.retrain,
-                            no_train=options.no_train, verbose=options.verbose)
+                            no_train=options.no_train, verbose=options.verbose, options=family_options)
     print()
     print(board.markdown())
     for row in board.rows:
@@ -94,13 +96,15 @@ def format_recommendations(result: Recommendations) -> str:
 
 def recommend(data, split, family: Family, config: Config, *, user_id: str = "", history: Sequence[str] = (),
               similar_to: str = "", k: int = 10, include_seen: bool = False, no_train: bool = False,
-              retrain: bool = False, backend: str = "auto", verbose: int = 1) -> Recommendations:
+              retrain: bool = False, backend: str = "auto", verbose: int = 1,
+              options: dict | None = None) -> Recommendations:
     """One model's top k for a user id, a typed history (titles, oldest first) or one movie; prints it.
 
     The input is checked first (a bad id or title fails before anything trains); a model that is not in
-    saved_models/ is named with what will be trained, or refused with `no_train`.
+    saved_models/ is named with what will be trained, or refused with `no_train`. `options`: the family's
+    run inputs from its flags (`Family.options_from_args`).
     """
-    context = Context(data, split, verbose)
+    context = Context(data, split, verbose, options=dict(options or {}))
     if user_id:
         UserHistory(data.ratings).check_user(user_id)
     else:

@@ -127,9 +127,12 @@ def measure(trained: TrainedModel, task: protocol.EvaluationTask, item_counts: n
 
 
 def run_leaderboard(data, split, models: Sequence[tuple[Family, Config]], *, retrain: bool = False,
-                    no_train: bool = False, verbose: int = 1) -> Leaderboard:
-    """Trains or loads each (family, config) on `split` and measures all of them on its test part."""
-    context = Context(data, split, verbose)
+                    no_train: bool = False, verbose: int = 1, options: dict | None = None) -> Leaderboard:
+    """Trains or loads each (family, config) on `split` and measures all of them on its test part.
+
+    options: the families' run inputs from their flags (`Family.options_from_args`), as `context.options`.
+    """
+    context = Context(data, split, verbose, options=dict(options or {}))
     task = protocol.evaluation_task(split, "test")
     has_validation = not split.validation_is_test and len(split.validation) > 0
     validation = protocol.evaluation_task(split, "validation") if has_validation else None

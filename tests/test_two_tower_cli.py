@@ -79,3 +79,25 @@ def test_real_ml100k_one_epoch_smoke(shared_datasets, capsys):
     assert trained.metrics["test_top_100_accuracy"] > 0.1
     recs = Recommender(trained).recommend("42", k=10)
     assert len(recs) == 10 and all("(" in r.movie_title for r in recs)
+
+
+def test_run_and_recommend_pass_the_runtime_flags_to_the_model(synthetic, data_dir, isolated_caches, tmp_path,
+                                                                capsys):
+    """--movie_lengths_file reaches the two-tower through `run` and `recommend` (a missing table is an error
+    naming the flag; a given one is what the model's runtimes come from)."""
+    missing = ["--additional_feature_sets", "movie_length", "--movie_lengths_file", str(tmp_path / "missing.csv"),
+               "--no_plots", "--baselines", "popularity"]
+    assert _run(data_dir, *missing) == 2
+    assert "movie_lengths_file" in capsys.readouterr().err
+    assert recommend_main(["--model", "two_tower", "--data_dir", str(data_dir), "--additional_feature_sets",
+                           "movie_length", "--movie_lengths_file", str(tmp_path / "missing.csv"),
+                           "--no_network_lookups", "--user_id", "7"]) == 2
+    assert "movie_lengths_file" in capsys.readouterr().err
+    data, _ = synthetic
+    table = tmp_path / "runtimes.csv"
+    rows = [f"{movie},{80 + i}\n" for i, movie in enumerate(data.movies["movie_id"])]
+    table.write_text("movieId,runtime_min\n" + "".join(rows))
+    assert _run(data_dir, *missing[:2], "--movie_lengths_file", str(table), "--no_plots", "--baselines",
+                "popularity") == 0
+    n = len(data.movies)
+    assert f"{n}/{n} movies (100.0%) have a real runtime [table {n}," in capsys.readouterr().out

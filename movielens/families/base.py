@@ -157,6 +157,11 @@ class Family(abc.ABC):
         """Inputs besides the config and the ratings that change the trained model (e.g. movie runtimes)."""
         return {}
 
+    def options_from_args(self, args) -> dict:
+        """Run inputs from this family's flags that are not part of a config (e.g. where movie runtimes come
+        from, whether to export): they reach `fit` / `report_extras` as `context.options`."""
+        return {}
+
     def check(self, config: Config, data: MovieLensData) -> None:
         """Raises ValueError when the config cannot run on this data (before any training)."""
         return None

@@ -84,6 +84,12 @@ class TwoTower(Family):
                             help="also write each model as a SavedModel (user_id, timestamp -> top-10 titles)")
         add_movie_length_arguments(parser)
 
+    def options_from_args(self, args) -> dict:
+        from movielens.movie_length.config import movie_length_config_from_args
+
+        return {"movie_length_config": movie_length_config_from_args(args), "export": bool(getattr(args, "export",
+                                                                                                      False))}
+
     def configs_from_args(self, args) -> list[TwoTowerConfig]:
         from movielens.cli import config_from_flags
 

@@ -94,6 +94,13 @@ TIMESTAMP_BUCKETS = 20
 LENGTH_BUCKETS = 20
 TITLE_MAX_TOKENS = 16
 HISTORY_LENGTH = 50  # default cap H of the history feature: the mean of at most the last H movies
+# The history feature's training-only regularisers (movielens.models.two_tower), by split: where the
+# held-out movies come from anywhere in a user's history (random) or after everyone's (temporal), training
+# queries see the movies rated at least a day before them and 90% of them no history; where the held-out
+# movie is the next one (leave_last_out), that next-movie signal is the task, and both are off. Chosen on
+# the validation parts (benchmarks/README.md, "The history feature").
+HISTORY_REGULARISATION = {"leave_last_out": (0, 0.0)}
+HISTORY_REGULARISATION_DEFAULT = (86_400, 0.9)  # (history_gap_seconds, history_dropout)
 _USER_SHIFT = np.int64(2**32)  # history key = user index * 2^32 + timestamp (timestamps are < 2^32 seconds)
 
 

@@ -34,6 +34,8 @@ from movielens.distribute import num_replicas
 from movielens.evaluation import sample_rows
 from movielens.features import (
     HISTORY_LENGTH,
+    HISTORY_REGULARISATION,
+    HISTORY_REGULARISATION_DEFAULT,
     TIMESTAMP_BUCKETS,
     FeatureTables,
     feature_set_label,
@@ -78,6 +80,10 @@ class TwoTowerConfig(Config):
       temperature: logits divided by it in the loss.
       l2: L2 penalty on the id / history embedding tables (added to the summed batch loss).
       history_length: the history feature averages at most this many latest movies.
+      history_gap_seconds: in training, a query at time t sees only the movies rated before t minus this gap
+        (see `movielens.models.two_tower`); -1 (the default): by the split, `history_regularisation`.
+      history_dropout: share of the training queries that see no history (their user embedding alone);
+        -1 (the default): by the split. At recommendation time the whole history is used.
       unknown_user_rate: share of training examples whose user index is replaced by the unknown slot 0
         (and so their per-user features), so that slot learns a generic user: what serves people who are
         not in the data from their history (`retrieval.query_embeddings_from_histories`). 0: slot 0 stays
@@ -105,6 +111,8 @@ class TwoTowerConfig(Config):
     temperature: float = 2.0
     l2: float = 1e-3
     history_length: int = HISTORY_LENGTH
+    history_gap_seconds: int = -1
+    history_dropout: float = -1.0
     unknown_user_rate: float = 0.0
     patience: int = 3
     validation_users: int = 0
@@ -127,6 +135,17 @@ class TwoTowerConfig(Config):
         for name in ("learning_rate", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.history_gap_seconds < -1:
+            raise ValueError(f"history_gap_seconds must be >= 0 (-1: by the split), got {self.history_gap_seconds}")
+        if not (-1 <= self.history_dropout < 1 and (self.history_dropout >= 0 or self.history_dropout == -1)):
+            raise ValueError(f"history_dropout must be in [0, 1) (-1: by the split), got {self.history_dropout}")
+
+    def history_regularisation(self, split_name: str) -> tuple[int, float]:
+        """(history_gap_seconds, history_dropout) in use on a split: the values given, or where -1, the split's
+        default (`movielens.features.HISTORY_REGULARISATION`)."""
+        gap, dropout = HISTORY_REGULARISATION.get(split_name, HISTORY_REGULARISATION_DEFAULT)
+        return (gap if self.history_gap_seconds == -1 else self.history_gap_seconds,
+                dropout if self.history_dropout == -1 else self.history_dropout)
         if not 0 <= self.unknown_user_rate < 1:
             raise ValueError(f"unknown_user_rate must be in [0, 1), got {self.unknown_user_rate}")
         if self.l2 < 0:
@@ -233,7 +252,9 @@ class MovieLensTrainer:
                  remove_accidental_hits: bool = _DEFAULTS.remove_accidental_hits,
                  temperature: float = _DEFAULTS.temperature, l2: float = _DEFAULTS.l2,
                  history_length: int = _DEFAULTS.history_length, patience: int = _DEFAULTS.patience,
-                 unknown_user_rate: float = _DEFAULTS.unknown_user_rate):
+                 unknown_user_rate: float = _DEFAULTS.unknown_user_rate,
+                 history_gap_seconds: int = _DEFAULTS.history_gap_seconds,
+                 history_dropout: float = _DEFAULTS.history_dropout):
         self.data, self.split = dataset, split
         self.feature_sets = []
         for names in additional_feature_sets:
@@ -251,7 +272,8 @@ class MovieLensTrainer:
             timestamp_buckets=int(timestamp_buckets), sampling_correction=bool(sampling_correction),
             remove_accidental_hits=bool(remove_accidental_hits), temperature=float(temperature), l2=float(l2),
             history_length=int(history_length), patience=int(patience),
-            unknown_user_rate=float(unknown_user_rate))
+            unknown_user_rate=float(unknown_user_rate), history_gap_seconds=int(history_gap_seconds),
+            history_dropout=float(history_dropout))
         self.retrain, self.models_root = retrain, models_root
         self.movie_length_config = movie_length_config
         self.jit_compile, self.verbose = jit_compile, verbose
@@ -300,12 +322,14 @@ class MovieLensTrainer:
         """The feature tables (fitted on the split's train part) and the compiled, seeded, untrained model."""
         tables = fit_feature_tables(self.data, self.split, config.features, movie_minutes, length_summary,
                                     config.timestamp_buckets)
+        gap, dropout = config.history_regularisation(self.split.name)
         tf.keras.utils.set_random_seed(config.seed)
         model = build_two_tower(config.features, tables, config.embedding_size, config.dense_layers(),
                                 sampling_correction=config.sampling_correction,
                                 remove_accidental_hits=config.remove_accidental_hits,
                                 temperature=config.temperature, history_length=config.history_length, l2=config.l2,
-                                unknown_user_rate=config.unknown_user_rate)
+                                unknown_user_rate=config.unknown_user_rate,
+                                history_gap_seconds=gap, history_dropout=dropout)
         # Under tf.distribute one step per call: the cross-replica gather's shape changes at an epoch's last,
         # smaller batch, which a collective inside a multi-step loop cannot take.
         steps = self.steps_per_execution if num_replicas() == 1 else 1

@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 
 from movielens.data.splits import random_split
+from movielens.families import get_family
+from movielens.families.base import Context, model_dir_for
 from movielens.features import OPTIONAL_FEATURES, fit_feature_tables
 from movielens.models.two_tower import InBatchSoftmax, build_two_tower
 from movielens.recommender import UserHistory
@@ -26,7 +28,7 @@ from movielens.retrieval import (
     query_embeddings,
     query_embeddings_from_histories,
 )
-from movielens.trainer import MovieLensTrainer, encode_examples
+from movielens.trainer import MovieLensTrainer, TwoTowerConfig, encode_examples
 
 FAST = dict(batch_size=64, learning_rate=0.1, verbose=0)
 
@@ -184,6 +186,69 @@ def test_history_is_the_strictly_earlier_training_movies(synthetic):
     first = examples["timestamp"][0]
     same_time = train[(train["user"] == examples["user"][0]) & (train["timestamp"] >= first)]["row"]
     assert not set(same_time) & set(got[0][got[0] >= 0])
+
+
+def test_history_gap_keeps_only_movies_rated_that_long_before(synthetic):
+    split, tables, model = _tiny_model(synthetic, ("history",), history_length=5, history_gap_seconds=3_000)
+    train = split.train.assign(user=split.vocabulary.encode_users(split.train["user_id"]),
+                               row=tables.movie_rows(split.train["movie_id"]))
+    examples = encode_examples(split.train.iloc[:60], split, tables)
+    got = model.query_tower.history_rows({"user": tf.constant(examples["user"]),
+                                          "timestamp": tf.constant(examples["timestamp"])}).numpy()
+    checked_a_gap = False
+    for i, (user, t) in enumerate(zip(examples["user"], examples["timestamp"])):
+        mine = train[train["user"] == user]
+        expected = mine[mine["timestamp"] < t - 3_000].sort_values(["timestamp", "row"])["row"].to_numpy()[-5:]
+        assert sorted(got[i][got[i] >= 0]) == sorted(expected)
+        checked_a_gap |= len(mine[(mine["timestamp"] < t) & (mine["timestamp"] >= t - 3_000)]) > 0
+    assert checked_a_gap  # some query had movies inside the gap, which were left out
+    # Given directly (recommendation time), a history is used whole: the gap is a training rule only.
+    rows = tf.constant([[4, 9, -1]], tf.int64)
+    assert model.query_tower.history_rows({"user": tf.zeros([1], tf.int64), "timestamp": tf.zeros([1], tf.int64),
+                                           "history": rows}).numpy()[0, :2].tolist() == [4, 9]
+
+
+def test_history_dropout_hides_the_history_of_training_queries_only(synthetic):
+    split, tables, model = _tiny_model(synthetic, ("history",), history_length=5, history_dropout=0.5)
+    _, _, plain = _tiny_model(synthetic, ("history",), history_length=5)
+    examples = encode_examples(split.train.iloc[-200:], split, tables)
+    inputs = {"user": tf.constant(examples["user"]), "timestamp": tf.constant(examples["timestamp"])}
+    has_history = (model.query_tower.history_rows(inputs).numpy() >= 0).any(axis=1)
+    assert has_history.sum() > 100
+    empty = {**inputs, "history": tf.fill([len(examples["user"]), 5], tf.constant(-1, tf.int64))}
+    without = model.query_tower(empty).numpy()
+    served = model.query_tower(inputs, training=False).numpy()
+    assert not np.isclose(served, without, atol=1e-6).all(axis=1)[has_history].any()  # never dropped when serving
+    trained = model.query_tower(inputs, training=True).numpy()
+    dropped = np.isclose(trained, without, atol=1e-6).all(axis=1)[has_history]
+    kept = np.isclose(trained, served, atol=1e-6).all(axis=1)[has_history]
+    assert (dropped | kept).all() and 0.35 < dropped.mean() < 0.65
+    assert not hasattr(plain.query_tower, "history_generator")  # off: nothing drawn, nothing checkpointed
+
+
+def test_history_regularisation_follows_the_split_unless_given():
+    from movielens.features import HISTORY_REGULARISATION_DEFAULT
+
+    config = TwoTowerConfig(features=("history",))
+    assert config.history_regularisation("random") == HISTORY_REGULARISATION_DEFAULT == (86_400, 0.9)
+    assert config.history_regularisation("temporal") == (86_400, 0.9)
+    assert config.history_regularisation("leave_last_out") == (0, 0.0)
+    assert config.replace(history_dropout=0.3).history_regularisation("leave_last_out") == (0, 0.3)
+    assert config.replace(history_gap_seconds=0).history_regularisation("random") == (0, 0.9)
+    for bad in ({"history_dropout": 1.0}, {"history_dropout": -0.5}, {"history_gap_seconds": -2}):
+        with pytest.raises(ValueError, match="by the split"):
+            config.replace(**bad)
+
+
+def test_history_settings_are_not_in_other_models_cache_key(synthetic):
+    data, _ = synthetic
+    context = Context(data, random_split(data, (0.8, 0.1, 0.1), seed=42))
+    family = get_family("two_tower")
+    identity = model_dir_for(family, TwoTowerConfig(), context).config["config"]
+    assert "history_gap_seconds" not in identity and "history_dropout" not in identity
+    history = model_dir_for(family, TwoTowerConfig(features=("history",)), context)
+    other = model_dir_for(family, TwoTowerConfig(features=("history",), history_dropout=0.5), context)
+    assert history.config["config"]["history_dropout"] == -1.0 and history.hash != other.hash
 
 
 def test_history_given_directly_serves_unknown_users(synthetic):

@@ -123,6 +123,9 @@ class TwoTower(Family):
         identity = super().identity_config(config)
         if not identity.get("validation_users"):  # added later: at 0 (all users) the models trained before match
             identity.pop("validation_users", None)
+        if "history" not in config.features:  # settings of the history feature only: other models keep their key
+            identity.pop("history_gap_seconds", None)
+            identity.pop("history_dropout", None)
         return identity
 
     def identity_extras(self, config: TwoTowerConfig, context: Context) -> dict:

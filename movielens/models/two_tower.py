@@ -15,6 +15,12 @@ the movies the user rated STRICTLY before the query timestamp (at most the last 
 looked up in-graph from the training ratings (`tf.searchsorted` over sorted (user, timestamp) keys), or
 over a history given directly as `inputs["history"]`: int64 [B, H] catalogue rows, -1 = padding (or a
 `tf.RaggedTensor`), which is how people who are not in the data (user index 0) are served.
+Two training-only regularisers of that history (`history_gap_seconds`, `history_dropout`): a training
+query at time t sees only the movies rated before t - gap, and a share of the training queries see no
+history at all. MovieLens users rate in sessions, so the movies rated just before t predict the movie at
+t far better than a user's whole history predicts a movie held out from anywhere in it; without them the
+tower learns that session order and leans on it instead of the user's own embedding. At recommendation
+time the query sees the user's whole training history (the last `history_length` movies).
 
 Loss: in-batch softmax with the logQ sampling-probability correction (Yi et al., RecSys 2019): every
 other positive of the batch is a negative, sampled in proportion to its popularity, so the task is given
@@ -79,9 +85,10 @@ class _HistoryMean(tf.keras.layers.Layer):
     training ratings: the user's last `length` movies with a timestamp strictly below the query's.
     """
 
-    def __init__(self, tables: FeatureTables, embedding_size: int, length: int, l2: float = 0.0, **kwargs):
+    def __init__(self, tables: FeatureTables, embedding_size: int, length: int, l2: float = 0.0,
+                 gap_seconds: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.length = int(length)
+        self.length, self.gap_seconds = int(length), int(gap_seconds)
         self.keys = tf.constant(tables.history_keys, tf.int64)
         self.rows = tf.constant(tables.history_rows, tf.int64)
         self.vocab_index = tf.constant(tables.movie_vocab_index, tf.int64)
@@ -90,8 +97,10 @@ class _HistoryMean(tf.keras.layers.Layer):
             embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
 
     def lookup(self, user, timestamp):
-        """The training movies of each user rated strictly before `timestamp`: int64 [B, length], -1 padding."""
-        user, timestamp = tf.cast(user, tf.int64), tf.cast(timestamp, tf.int64)
+        """The training movies of each user rated strictly before `timestamp` - `gap_seconds`: int64
+        [B, length], -1 padding."""
+        user = tf.cast(user, tf.int64)
+        timestamp = tf.maximum(tf.cast(timestamp, tf.int64) - self.gap_seconds, 0)
         begin = tf.searchsorted(self.keys, user * _USER_SHIFT, side="left", out_type=tf.int64)
         end = tf.searchsorted(self.keys, user * _USER_SHIFT + timestamp, side="left", out_type=tf.int64)
         positions = tf.maximum(begin, end - self.length)[:, None] + tf.range(self.length, dtype=tf.int64)
@@ -118,12 +127,16 @@ class QueryTower(tf.keras.Model):
 
     def __init__(self, features: Sequence[str], tables: FeatureTables, embedding_size: int,
                  layer_sizes: Sequence[int], history_length: int = HISTORY_LENGTH, l2: float = 0.0,
-                 unknown_user_rate: float = 0.0, **kwargs):
+                 unknown_user_rate: float = 0.0, history_gap_seconds: int = 0, history_dropout: float = 0.0,
+                 **kwargs):
         super().__init__(**kwargs)
         self.feature_names = tower_features(features, QUERY)
         d = embedding_size
         self.history_length = int(history_length)
         self.unknown_user_rate = float(unknown_user_rate)
+        self.history_dropout = float(history_dropout) if "history" in self.feature_names else 0.0
+        if self.history_dropout > 0:  # checkpointed like unknown_generator below: resumed runs draw the same
+            self.history_generator = tf.random.Generator.from_seed(int(np.random.randint(2**31 - 1)))
         if self.unknown_user_rate > 0:
             # Which examples become the unknown user is drawn from a generator whose state is a variable:
             # checkpointed, so a resumed run draws what an uninterrupted one would (tf.random.uniform's
@@ -132,7 +145,7 @@ class QueryTower(tf.keras.Model):
         self.user_embedding = tf.keras.layers.Embedding(
             tables.num_users, d, name="user_id", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
         if "history" in self.feature_names:
-            self.history = _HistoryMean(tables, d, history_length, l2, name="history")
+            self.history = _HistoryMean(tables, d, history_length, l2, history_gap_seconds, name="history")
         if "timestamp" in self.feature_names:
             self.timestamp = _BucketAndValue(tables.timestamp_boundaries, tables.timestamp_mean,
                                              tables.timestamp_std, d, name="timestamp")
@@ -168,7 +181,11 @@ class QueryTower(tf.keras.Model):
         if "timestamp" in self.feature_names:
             parts.append(self.timestamp(inputs["timestamp"]))
         if self.uses_history:
-            parts.append(self.history(self.history_rows(inputs)))
+            rows = self.history_rows(inputs)
+            if training and self.history_dropout > 0:  # these queries see no history: the user embedding alone
+                dropped = self.history_generator.uniform(tf.shape(rows)[:1]) < self.history_dropout
+                rows = tf.where(dropped[:, None], tf.constant(-1, tf.int64), rows)
+            parts.append(self.history(rows))
         for table, embedding in self.categories:
             parts.append(embedding(tf.gather(table, user)))
         return self.dense(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
@@ -287,7 +304,8 @@ def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_si
                     layer_sizes: Sequence[int], *, sampling_correction: bool = False,
                     remove_accidental_hits: bool = False, temperature: float | None = None,
                     history_length: int = HISTORY_LENGTH, l2: float = 0.0,
-                    unknown_user_rate: float = 0.0) -> TwoTowerModel:
+                    unknown_user_rate: float = 0.0, history_gap_seconds: int = 0,
+                    history_dropout: float = 0.0) -> TwoTowerModel:
     """Builds (and calls once, so variables exist) a two-tower model for one feature set.
 
     sampling_correction: logQ correction with each movie's share of the training ratings (see TwoTowerModel).
@@ -295,7 +313,7 @@ def build_two_tower(features: Sequence[str], tables: FeatureTables, embedding_si
     """
     l2 = per_replica_penalty(l2)  # every replica adds the penalty; the summed gradients count it once
     query = QueryTower(features, tables, embedding_size, layer_sizes, history_length, l2, unknown_user_rate,
-                       name="query_tower")
+                       history_gap_seconds, history_dropout, name="query_tower")
     candidate = CandidateTower(features, tables, embedding_size, layer_sizes, l2, name="candidate_tower")
     model = TwoTowerModel(query, candidate,
                           sampling_probability=tables.sampling_probabilities() if sampling_correction else None,

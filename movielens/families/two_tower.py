@@ -71,8 +71,14 @@ class TwoTower(Family):
         from movielens.cli import add_config_flags
         from movielens.movie_length import add_movie_length_arguments
 
+        gap, dropout = feature_registry.HISTORY_REGULARISATION_DEFAULT
+        by_split = "-1 = by the split: off on leave_last_out, else"
         add_config_flags(parser, self.default_config(), f"{self.name} ({self.kind}): {self.summary}",
-                         skip=("seed", "features"))
+                         skip=("seed", "features"), help_text={
+                             "history_gap_seconds": f"history feature, training only: a query at t sees the movies "
+                                                    f"rated before t minus this; {by_split} {gap}",
+                             "history_dropout": f"history feature, training only: share of queries without a "
+                                                f"history; {by_split} {dropout}"})
         parser.add_argument(
             "--additional_feature_sets", action="append", nargs="+", type=feature_registry.feature_name,
             metavar="FEATURE",

@@ -193,8 +193,8 @@ def test_history_gap_keeps_only_movies_rated_that_long_before(synthetic):
     train = split.train.assign(user=split.vocabulary.encode_users(split.train["user_id"]),
                                row=tables.movie_rows(split.train["movie_id"]))
     examples = encode_examples(split.train.iloc[:60], split, tables)
-    got = model.query_tower.history_rows({"user": tf.constant(examples["user"]),
-                                          "timestamp": tf.constant(examples["timestamp"])}).numpy()
+    inputs = {"user": tf.constant(examples["user"]), "timestamp": tf.constant(examples["timestamp"])}
+    got = model.query_tower.history_rows(inputs, 3_000).numpy()
     checked_a_gap = False
     for i, (user, t) in enumerate(zip(examples["user"], examples["timestamp"])):
         mine = train[train["user"] == user]
@@ -202,6 +202,12 @@ def test_history_gap_keeps_only_movies_rated_that_long_before(synthetic):
         assert sorted(got[i][got[i] >= 0]) == sorted(expected)
         checked_a_gap |= len(mine[(mine["timestamp"] < t) & (mine["timestamp"] >= t - 3_000)]) > 0
     assert checked_a_gap  # some query had movies inside the gap, which were left out
+    # The tower applies it to known users' training queries only: serving (and the unknown user) see it all.
+    tower = model.query_tower
+    whole = {**inputs, "history": tower.history_rows(inputs)}
+    gapped = {**inputs, "history": tower.history_rows(inputs, 3_000)}
+    np.testing.assert_allclose(tower(inputs, training=False), tower(whole), rtol=1e-6)
+    np.testing.assert_allclose(tower(inputs, training=True), tower(gapped), rtol=1e-6)
     # Given directly (recommendation time), a history is used whole: the gap is a training rule only.
     rows = tf.constant([[4, 9, -1]], tf.int64)
     assert model.query_tower.history_rows({"user": tf.zeros([1], tf.int64), "timestamp": tf.zeros([1], tf.int64),
@@ -223,6 +229,10 @@ def test_history_dropout_hides_the_history_of_training_queries_only(synthetic):
     dropped = np.isclose(trained, without, atol=1e-6).all(axis=1)[has_history]
     kept = np.isclose(trained, served, atol=1e-6).all(axis=1)[has_history]
     assert (dropped | kept).all() and 0.35 < dropped.mean() < 0.65
+    # The unknown user's queries (people typed in; slot 0) always keep their history.
+    rows = model.query_tower.history_rows(inputs)
+    unknown = {"user": tf.zeros_like(inputs["user"]), "timestamp": inputs["timestamp"], "history": rows}
+    np.testing.assert_allclose(model.query_tower(unknown, training=True), model.query_tower(unknown), rtol=1e-6)
     assert not hasattr(plain.query_tower, "history_generator")  # off: nothing drawn, nothing checkpointed
 
 

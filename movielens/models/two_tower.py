@@ -15,9 +15,9 @@ the movies the user rated STRICTLY before the query timestamp (at most the last 
 looked up in-graph from the training ratings (`tf.searchsorted` over sorted (user, timestamp) keys), or
 over a history given directly as `inputs["history"]`: int64 [B, H] catalogue rows, -1 = padding (or a
 `tf.RaggedTensor`), which is how people who are not in the data (user index 0) are served.
-Two training-only regularisers of that history (`history_gap_seconds`, `history_dropout`): a training
-query at time t sees only the movies rated before t - gap, and a share of the training queries see no
-history at all. MovieLens users rate in sessions, so the movies rated just before t predict the movie at
+Two training-only regularisers of that history (`history_gap_seconds`, `history_dropout`): a known
+user's training query at time t sees only the movies rated before t - gap, and a share of them see no
+history at all (the unknown user's training queries keep theirs whole: they train serving people typed in). MovieLens users rate in sessions, so the movies rated just before t predict the movie at
 t far better than a user's whole history predicts a movie held out from anywhere in it; without them the
 tower learns that session order and leans on it instead of the user's own embedding. At recommendation
 time the query sees the user's whole training history (the last `history_length` movies).
@@ -85,10 +85,9 @@ class _HistoryMean(tf.keras.layers.Layer):
     training ratings: the user's last `length` movies with a timestamp strictly below the query's.
     """
 
-    def __init__(self, tables: FeatureTables, embedding_size: int, length: int, l2: float = 0.0,
-                 gap_seconds: int = 0, **kwargs):
+    def __init__(self, tables: FeatureTables, embedding_size: int, length: int, l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
-        self.length, self.gap_seconds = int(length), int(gap_seconds)
+        self.length = int(length)
         self.keys = tf.constant(tables.history_keys, tf.int64)
         self.rows = tf.constant(tables.history_rows, tf.int64)
         self.vocab_index = tf.constant(tables.movie_vocab_index, tf.int64)
@@ -96,11 +95,11 @@ class _HistoryMean(tf.keras.layers.Layer):
             tables.num_movies, embedding_size, name="history_movie",
             embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
 
-    def lookup(self, user, timestamp):
-        """The training movies of each user rated strictly before `timestamp` - `gap_seconds`: int64
-        [B, length], -1 padding."""
+    def lookup(self, user, timestamp, gap=0):
+        """The training movies of each user rated strictly before `timestamp` - `gap` (seconds, a scalar or
+        [B]): int64 [B, length], -1 padding."""
         user = tf.cast(user, tf.int64)
-        timestamp = tf.maximum(tf.cast(timestamp, tf.int64) - self.gap_seconds, 0)
+        timestamp = tf.maximum(tf.cast(timestamp, tf.int64) - tf.cast(gap, tf.int64), 0)
         begin = tf.searchsorted(self.keys, user * _USER_SHIFT, side="left", out_type=tf.int64)
         end = tf.searchsorted(self.keys, user * _USER_SHIFT + timestamp, side="left", out_type=tf.int64)
         positions = tf.maximum(begin, end - self.length)[:, None] + tf.range(self.length, dtype=tf.int64)
@@ -134,6 +133,7 @@ class QueryTower(tf.keras.Model):
         d = embedding_size
         self.history_length = int(history_length)
         self.unknown_user_rate = float(unknown_user_rate)
+        self.history_gap_seconds = int(history_gap_seconds)
         self.history_dropout = float(history_dropout) if "history" in self.feature_names else 0.0
         if self.history_dropout > 0:  # checkpointed like unknown_generator below: resumed runs draw the same
             self.history_generator = tf.random.Generator.from_seed(int(np.random.randint(2**31 - 1)))
@@ -145,7 +145,7 @@ class QueryTower(tf.keras.Model):
         self.user_embedding = tf.keras.layers.Embedding(
             tables.num_users, d, name="user_id", embeddings_regularizer=tf.keras.regularizers.l2(l2) if l2 else None)
         if "history" in self.feature_names:
-            self.history = _HistoryMean(tables, d, history_length, l2, history_gap_seconds, name="history")
+            self.history = _HistoryMean(tables, d, history_length, l2, name="history")
         if "timestamp" in self.feature_names:
             self.timestamp = _BucketAndValue(tables.timestamp_boundaries, tables.timestamp_mean,
                                              tables.timestamp_std, d, name="timestamp")
@@ -161,10 +161,11 @@ class QueryTower(tf.keras.Model):
     def uses_history(self) -> bool:
         return "history" in self.feature_names
 
-    def history_rows(self, inputs) -> tf.Tensor:
-        """The history the tower averages: int64 [B, history_length] catalogue rows, -1 padding."""
+    def history_rows(self, inputs, gap=0) -> tf.Tensor:
+        """The history the tower averages: int64 [B, history_length] catalogue rows, -1 padding; looked up
+        (no `inputs["history"]`), it ends `gap` seconds (a scalar or [B]) before each query's timestamp."""
         if "history" not in inputs:
-            return self.history.lookup(inputs["user"], inputs["timestamp"])
+            return self.history.lookup(inputs["user"], inputs["timestamp"], gap)
         rows = inputs["history"]
         if not isinstance(rows, tf.RaggedTensor):  # padded: drop the -1 entries wherever they are
             rows = tf.cast(tf.convert_to_tensor(rows), tf.int64)
@@ -181,9 +182,14 @@ class QueryTower(tf.keras.Model):
         if "timestamp" in self.feature_names:
             parts.append(self.timestamp(inputs["timestamp"]))
         if self.uses_history:
-            rows = self.history_rows(inputs)
+            # The regularisers act on known users' training queries only. The unknown user (slot 0, see
+            # unknown_user_rate) has no embedding of its own to fall back on, and its queries, with the whole
+            # earlier history, are what train serving people typed in from the movies they name.
+            known = user > 0
+            gap = tf.where(known, tf.constant(self.history_gap_seconds, tf.int64), 0) if training else 0
+            rows = self.history_rows(inputs, gap)
             if training and self.history_dropout > 0:  # these queries see no history: the user embedding alone
-                dropped = self.history_generator.uniform(tf.shape(rows)[:1]) < self.history_dropout
+                dropped = (self.history_generator.uniform(tf.shape(rows)[:1]) < self.history_dropout) & known
                 rows = tf.where(dropped[:, None], tf.constant(-1, tf.int64), rows)
             parts.append(self.history(rows))
         for table, embedding in self.categories:

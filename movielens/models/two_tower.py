@@ -17,10 +17,11 @@ over a history given directly as `inputs["history"]`: int64 [B, H] catalogue row
 `tf.RaggedTensor`), which is how people who are not in the data (user index 0) are served.
 Two training-only regularisers of that history (`history_gap_seconds`, `history_dropout`): a known
 user's training query at time t sees only the movies rated before t - gap, and a share of them see no
-history at all (the unknown user's training queries keep theirs whole: they train serving people typed in). MovieLens users rate in sessions, so the movies rated just before t predict the movie at
-t far better than a user's whole history predicts a movie held out from anywhere in it; without them the
-tower learns that session order and leans on it instead of the user's own embedding. At recommendation
-time the query sees the user's whole training history (the last `history_length` movies).
+history at all (the unknown user's training queries keep theirs whole: they train serving people typed
+in). MovieLens users rate in sessions, so the movies rated just before t predict the movie at t far better
+than a user's whole history predicts a movie held out from anywhere in it; without them the tower learns
+that session order and leans on it instead of the user's own embedding. At recommendation time the query
+sees the user's whole training history (the last `history_length` movies).
 
 Loss: in-batch softmax with the logQ sampling-probability correction (Yi et al., RecSys 2019): every
 other positive of the batch is a negative, sampled in proportion to its popularity, so the task is given

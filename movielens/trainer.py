@@ -139,13 +139,6 @@ class TwoTowerConfig(Config):
             raise ValueError(f"history_gap_seconds must be >= 0 (-1: by the split), got {self.history_gap_seconds}")
         if not (-1 <= self.history_dropout < 1 and (self.history_dropout >= 0 or self.history_dropout == -1)):
             raise ValueError(f"history_dropout must be in [0, 1) (-1: by the split), got {self.history_dropout}")
-
-    def history_regularisation(self, split_name: str) -> tuple[int, float]:
-        """(history_gap_seconds, history_dropout) in use on a split: the values given, or where -1, the split's
-        default (`movielens.features.HISTORY_REGULARISATION`)."""
-        gap, dropout = HISTORY_REGULARISATION.get(split_name, HISTORY_REGULARISATION_DEFAULT)
-        return (gap if self.history_gap_seconds == -1 else self.history_gap_seconds,
-                dropout if self.history_dropout == -1 else self.history_dropout)
         if not 0 <= self.unknown_user_rate < 1:
             raise ValueError(f"unknown_user_rate must be in [0, 1), got {self.unknown_user_rate}")
         if self.l2 < 0:
@@ -154,6 +147,13 @@ class TwoTowerConfig(Config):
             raise ValueError(f"patience must be >= 0 (0: no early stopping), got {self.patience}")
         if self.optimizer.lower() not in OPTIMIZERS:  # checked by name: building one would start TensorFlow
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+
+    def history_regularisation(self, split_name: str) -> tuple[int, float]:
+        """(history_gap_seconds, history_dropout) in use on a split: the values given, or where -1, the split's
+        default (`movielens.features.HISTORY_REGULARISATION`)."""
+        gap, dropout = HISTORY_REGULARISATION.get(split_name, HISTORY_REGULARISATION_DEFAULT)
+        return (gap if self.history_gap_seconds == -1 else self.history_gap_seconds,
+                dropout if self.history_dropout == -1 else self.history_dropout)
 
 
 def encode_examples(frame: pd.DataFrame, split, tables: FeatureTables) -> dict[str, np.ndarray]:

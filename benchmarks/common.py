@@ -13,6 +13,18 @@ from movielens.io import atomic_write_json
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def process_status_kb(*keys: str) -> dict[str, int]:
+    """`keys` (e.g. "VmRSS", "VmHWM": resident and peak resident memory) of this process from
+    /proc/self/status, in kB as the kernel gives them; missing keys (not Linux) are absent."""
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in keys:
+                values[key] = int(value.split()[0])
+    return values
+
+
 def machine() -> dict[str, object]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

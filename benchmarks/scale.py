@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, machine, markdown_table
+from benchmarks.common import RESULTS_DIR, machine, markdown_table, process_status_kb
 from movielens.io import atomic_write_json, read_json
 
 RESULT_NAME = "scale"
@@ -76,11 +76,8 @@ class Context:
 
 
 def _rss_gb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1e6, 3)
-    return float("nan")  # pragma: no cover - Linux only
+    rss = process_status_kb("VmRSS").get("VmRSS")
+    return round(rss / 1e6, 3) if rss is not None else float("nan")
 
 
 def _marker(context: Context) -> dict:

@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -101,12 +100,9 @@ def scale_data(n_ratings: int, n_users: int, n_movies: int, seed: int = 0, gener
 
 def _status() -> dict[str, float]:
     """VmRSS and VmHWM of this process in GiB."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0]) / 1024 ** 2
-    return out
+    from benchmarks.common import process_status_kb
+
+    return {key: kb / 1024 ** 2 for key, kb in process_status_kb("VmRSS", "VmHWM").items()}
 
 
 def _cap_epoch(steps: int, row: dict) -> None:

@@ -1,4 +1,4 @@
-"""The two-tower feature sets on the leaderboard protocol, beside popularity and EASE (issue 13, item 4).
+"""The two-tower feature sets on the leaderboard protocol, beside popularity, item-KNN and EASE (issue 13).
 
     python -m benchmarks.feature_sets                          both data sets, then the six-set timing
     python -m benchmarks.feature_sets --datasets 100k --steps compare
@@ -12,7 +12,8 @@ Data (../shared/datasets): ML-100K (`ml-100k/`) and ML-1M (users 1–2999) (`ml-
 487,650 ratings of ML-1M; published ML-1M figures are not comparable). Split: random 80/10/10, seed 42.
 Protocol: `movielens.leaderboard.run_leaderboard` (per user, every movie with training ratings ranked,
 the user's training and validation movies excluded, pessimistic ties; 95% per-user bootstrap
-intervals). Rows: popularity, EASE (λ chosen on validation) and one two-tower per feature set, each
+intervals). Rows: popularity, item-KNN (neighbours chosen on validation), EASE (λ chosen on validation) and
+one two-tower per feature set, each
 with the default `TwoTowerConfig` (early stopping on validation NDCG@10, best epoch kept); test NDCG@10
 with its interval, Recall@10, paired bootstrap tests of the per-user NDCG@10 against EASE and against
 the id-only two-tower, the ratios to popularity and EASE, and the TFRS tutorials' top-100 accuracy
@@ -79,6 +80,7 @@ CONTROL = "id-only + dense [64] (control)"
 CONTROL_OVERRIDES = {"layer_sizes": (64,)}
 TUTORIAL = "tutorial top-100 (reproduction)"
 POPULARITY_TARGET, EASE_TARGET, MINUTES_TARGET = 1.5, 0.9, 30.0
+BASELINES = {"popularity": "popularity list", "item_knn": "item-KNN", "ease": "EASE"}  # family -> row label
 RETRY_LEARNING_RATES = (0.02, 0.1)  # around the default 0.05, chosen on validation NDCG@10 only
 
 
@@ -183,11 +185,12 @@ def load(dataset: str):
 
 
 def models(feature_sets: Mapping[str, Sequence[str]], control: bool = False):
-    """popularity, EASE, one default two-tower per feature set (and the dense-layer control)."""
+    """The baselines (popularity, item-KNN, EASE), one default two-tower per feature set (and the dense-layer
+    control)."""
     from movielens.families import get_family
 
     tower = two_tower_family()
-    rows = [(get_family(name), get_family(name).default_config()) for name in ("popularity", "ease")]
+    rows = [(get_family(name), get_family(name).default_config()) for name in BASELINES]
     rows += [(tower, tower.default_config().replace(features=tuple(features))) for features in feature_sets.values()]
     if control:
         rows.append((tower, tower.default_config().replace(**CONTROL_OVERRIDES)))
@@ -204,11 +207,12 @@ def summarise(board, set_labels: Sequence[str]) -> list[dict]:
     """The benchmark's record of each leaderboard row (set label = its feature set, or the family)."""
     from movielens.protocol import paired_difference
 
-    popularity, ease = board.rows[0], board.rows[1]
-    by_label = dict(zip(set_labels, board.rows[2:], strict=True))
+    baselines = dict(zip(BASELINES, board.rows, strict=False))
+    popularity, ease = baselines["popularity"], baselines["ease"]
+    by_label = dict(zip(set_labels, board.rows[len(BASELINES):], strict=True))
     id_only, control = by_label["id-only"], by_label.get(CONTROL)
     records = []
-    for row, label in zip(board.rows, ["popularity list", "EASE", *set_labels], strict=True):
+    for row, label in zip(board.rows, [*BASELINES.values(), *set_labels], strict=True):
         m = row.metrics
         record = {"set": label, "label": row.label, "family": row.family,
                   "features": list(row.config.get("features", [])), "loaded": row.loaded,

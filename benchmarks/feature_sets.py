@@ -21,7 +21,7 @@ the id-only two-tower, the ratios to popularity and EASE, and the TFRS tutorials
 `../shared/datasets/runtimes/movielens_runtimes.csv` (no network lookups).
 
 "The seed's six-feature-set comparison" (issue 13's done-when: ≤ 30 minutes on ML-1M (users 1–2999)) is
-timed from nothing: a fresh, empty models folder, popularity, EASE and six two-towers (id-only,
+timed from nothing: a fresh, empty models folder, popularity, item-KNN, EASE and six two-towers (id-only,
 + timestamp, + title text, timestamp + title text, + history, all), data loading included. Its models
 are then copied into saved_models/ (same content identity) so the comparison reuses them.
 

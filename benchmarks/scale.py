@@ -36,6 +36,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -258,11 +259,20 @@ def run_step(name: str, args) -> dict:
                str(args.seed), "--scratch", str(args.scratch)]
     command += ["--ratings", str(args.ratings)] if args.ratings else []
     command += ["--two_tower_epochs", str(args.two_tower_epochs)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode != 0 or not lines:
-        tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"step": name, "error": f"exit {result.returncode}: {tail}"}
+    lines = []
+    # The child's progress (Keras bars, per-epoch validation) is shown as it comes; its row is the last
+    # JSON line. stderr goes to a file (a full pipe would block the child), its last line shown on failure.
+    with tempfile.TemporaryFile("w+") as errors:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as child:
+            for line in child.stdout:
+                if line.startswith("{"):
+                    lines.append(line)
+                else:
+                    print(f"  {line}", end="", flush=True)
+        errors.seek(0)
+        tail = (errors.read().strip().splitlines() or ["no output"])[-1]
+    if child.returncode != 0 or not lines:
+        return {"step": name, "error": f"exit {child.returncode}: {tail}"}
     return json.loads(lines[-1])
 
 

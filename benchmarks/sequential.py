@@ -51,6 +51,7 @@ ANCHORS = {
 }
 MODEL_FLAGS = ("max_len", "hidden_dim", "num_layers", "num_heads", "dropout", "loss", "num_negatives", "gbce_t")
 TRAINING_FLAGS = ("batch_size", "learning_rate", "warmup_steps", "epochs", "evaluate_every", "patience",
+                  "plateau_factor", "plateau_patience",
                   "window_stride")
 
 

@@ -33,16 +33,17 @@ class OneCycle(tf.keras.optimizers.schedules.LearningRateSchedule):
 
 
 class WarmupConstant(tf.keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from ~0 to `rate` over `warmup_steps`, constant afterwards."""
+    """Linear warm-up from ~0 to `rate` over `warmup_steps`, constant afterwards; times `scale` when given
+    (a variable `movielens.training.PlateauDecay` lowers when validation stalls)."""
 
-    def __init__(self, rate: float, warmup_steps: int):
-        self.rate, self.warmup_steps = rate, warmup_steps
+    def __init__(self, rate: float, warmup_steps: int, scale: tf.Variable | None = None):
+        self.rate, self.warmup_steps, self.scale = rate, warmup_steps, scale
 
     def __call__(self, step):
-        if not self.warmup_steps:
-            return tf.constant(self.rate, tf.float32)
-        fraction = tf.cast(step + 1, tf.float32) / float(self.warmup_steps)
-        return self.rate * tf.minimum(1.0, fraction)
+        rate = tf.constant(self.rate, tf.float32)
+        if self.warmup_steps:
+            rate = rate * tf.minimum(1.0, tf.cast(step + 1, tf.float32) / float(self.warmup_steps))
+        return rate if self.scale is None else rate * tf.cast(self.scale, tf.float32)
 
     def get_config(self):
         return {"rate": self.rate, "warmup_steps": self.warmup_steps}

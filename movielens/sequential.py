@@ -86,12 +86,18 @@ class SequentialTrainingConfig(Config):
     epochs: int = 200             # upper bound; early stopping usually ends sooner
     evaluate_every: int = 3       # epochs between validations
     patience: int = 5             # validations without a better val_ndcg@10 before stopping (0: never stop early)
+    # Keras' ReduceLROnPlateau: the learning rate x plateau_factor after every plateau_patience validations
+    # without a better val_ndcg@10 (before the early stop); plateau_factor 1 -> never.
+    plateau_factor: float = 1.0
+    plateau_patience: int = 3
     window_stride: int = 0        # items between training windows of long histories; 0 -> max_len
     time_budget_minutes: float = 0.0  # stop after the epoch that exceeds this (this run's time); 0 -> no limit
 
     def __post_init__(self):
         if self.batch_size < 1 or self.epochs < 1 or self.evaluate_every < 1 or self.learning_rate <= 0:
             raise ValueError(f"batch_size, epochs, evaluate_every must be >= 1 and learning_rate > 0: {self}")
+        if not 0 < self.plateau_factor <= 1 or self.plateau_patience < 1:
+            raise ValueError(f"plateau_factor must be in (0, 1] and plateau_patience >= 1: {self}")
         if min(self.patience, self.window_stride, self.warmup_steps, self.clipnorm, self.time_budget_minutes) < 0:
             raise ValueError(f"patience, window_stride, warmup_steps, clipnorm, time_budget_minutes must be >= 0: "
                              f"{self}")
@@ -226,11 +232,12 @@ def adapt_config(config: SasRecConfig, sequences: UserSequences) -> SasRecConfig
 
 
 def build_model(config: Bert4RecConfig | SasRecConfig, training: SequentialTrainingConfig,
-                n_items: int) -> SequentialModel:
-    """The model of `config`'s type with its variables created, compiled with Adam (warm-up, clipping)."""
+                n_items: int, lr_scale: tf.Variable | None = None) -> SequentialModel:
+    """The model of `config`'s type with its variables created, compiled with Adam (warm-up, clipping; the
+    rate times `lr_scale` when given, the variable a plateau decay lowers)."""
     model_class = Bert4Rec if isinstance(config, Bert4RecConfig) else SasRec
     model = model_class(config, n_items).build_variables()
-    optimizer = tf.keras.optimizers.Adam(WarmupConstant(training.learning_rate, training.warmup_steps),
+    optimizer = tf.keras.optimizers.Adam(WarmupConstant(training.learning_rate, training.warmup_steps, lr_scale),
                                          global_clipnorm=training.clipnorm or None)
     model.compile(optimizer=optimizer)
     return model
@@ -276,14 +283,15 @@ def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | S
     if isinstance(config, SasRecConfig):
         config = adapt_config(config, sequences)
     tf.keras.utils.set_random_seed(seed)
-    network = build_model(config, training, n_items)
+    lr_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
+    network = build_model(config, training, n_items, lr_scale)
     dataset, n_windows = training_dataset(config, training, sequences, n_items, seed)
     tasks = leave_last_out_tasks(split) if split.name == "leave_last_out" else None
     if tasks:
         evaluate = lambda m: next_item_metrics(m, tasks[0], "val_")  # noqa: E731
     started = time.perf_counter()
     callbacks = [*callbacks, TimeBudget(training.time_budget_minutes)]
-    history = _fit(network, dataset, model_dir, training, evaluate, verbose, callbacks)
+    history = _fit(network, dataset, model_dir, training, evaluate, verbose, callbacks, lr_scale)
     history["train_seconds_this_run"] = time.perf_counter() - started
     metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences),
                                  "epochs_run": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch")}
@@ -355,8 +363,8 @@ def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | N
 
 
 def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig, evaluate, verbose,
-         callbacks) -> dict:
-    from movielens.training import fit_resumable
+         callbacks, lr_scale: tf.Variable) -> dict:
+    from movielens.training import PlateauDecay, fit_resumable
 
     if evaluate is None:
         return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
@@ -364,4 +372,6 @@ def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig
     return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
                          evaluate=evaluate, evaluate_every=training.evaluate_every, monitor=MONITOR, mode="max",
                          patience=training.patience or None, restore_best=True, verbose=verbose,
-                         callbacks=callbacks)
+                         callbacks=callbacks, plateau=PlateauDecay(lr_scale, training.plateau_factor,
+                                                                   training.plateau_patience)
+                         if training.plateau_factor < 1 else None)

@@ -17,8 +17,12 @@ batches, a function of (seed, epoch) only, e.g. `shuffled_batches`). A plain
 `tf.data.Dataset` that reshuffles per iteration restarts its shuffle sequence in
 a new process, so a resumed run would see epoch 0's order again.
 
+Learning-rate decay on a plateau (`PlateauDecay`, Keras' ReduceLROnPlateau made resumable): after every
+`patience` evaluations in a row without a better monitored value the rate's scale is multiplied by
+`factor`; the scale is part of the checkpoint state, so a resumed run continues at the same rate.
+
 Checkpoint folder:
-  last/  ckpt files + state.json {"epoch", "history", "best", "best_epoch", "wait", "stopped"}
+  last/  ckpt files + state.json {"epoch", "history", "best", "best_epoch", "wait", "stopped", "lr_scale"}
   best/  ckpt files of the best epoch so far (when a metric is monitored)
 """
 
@@ -64,6 +68,23 @@ class EpochData:
         return (tf.data.Dataset.counter(start=initial_epoch, dtype=tf.int64)
                 .flat_map(lambda epoch: self.make_epoch(epoch).apply(check))
                 .prefetch(tf.data.AUTOTUNE))
+
+
+@dataclasses.dataclass(frozen=True)
+class PlateauDecay:
+    """Multiply the learning rate by `factor` after every `patience` evaluations without improvement.
+
+    `scale` is the variable the optimizer's schedule multiplies its rate by (`schedules.WarmupConstant`).
+    """
+
+    scale: tf.Variable
+    factor: float
+    patience: int
+
+    def __post_init__(self):
+        if not 0 < self.factor < 1 or self.patience < 1:
+            raise ValueError(f"plateau decay needs 0 < factor < 1 and patience >= 1, got {self.factor}, "
+                             f"{self.patience}")
 
 
 def shuffled_batches(tensors, batch_size: int, seed: int) -> EpochData:
@@ -142,7 +163,7 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
 
     def __init__(self, directory: Path, state: dict, evaluate: EvaluateFn | None, evaluate_every: int,
                  monitor: str | None, mode: str, patience: int | None, verbose: int,
-                 tensorboard_dir: Path | None = None):
+                 tensorboard_dir: Path | None = None, plateau: PlateauDecay | None = None):
         super().__init__()
         self.directory = Path(directory)
         # The evaluation metrics, per epoch, beside the Keras TensorBoard callback's training logs.
@@ -151,7 +172,7 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         self.saved_epoch = int(state.get("epoch", 0))
         self.evaluate, self.evaluate_every = evaluate, max(1, evaluate_every)
         self.monitor, self.sign, self.patience = monitor, (1.0 if mode == "max" else -1.0), patience
-        self.verbose = verbose
+        self.verbose, self.plateau = verbose, plateau
         self._epoch_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -164,6 +185,8 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
             raise TrainingDivergedError(completed, broken[1], key=broken[0])
         logs = dict(logs or {})
         logs["epoch_seconds"] = time.perf_counter() - self._epoch_start
+        if self.plateau is not None:  # the scale this epoch trained with
+            logs["lr_scale"] = float(self.state.get("lr_scale", 1.0))
         if self.evaluate is not None and completed % self.evaluate_every == 0:
             started = time.perf_counter()
             logs.update({k: float(v) for k, v in self.evaluate(self.model).items()})
@@ -212,6 +235,12 @@ class ResumableCheckpoint(tf.keras.callbacks.Callback):
         if self.patience is not None and self.state["wait"] >= self.patience:
             self.state["stopped"] = True
             self.model.stop_training = True
+        elif self.plateau is not None and self.state["wait"] % self.plateau.patience == 0:
+            self.state["lr_scale"] = float(self.state.get("lr_scale", 1.0)) * self.plateau.factor
+            self.plateau.scale.assign(self.state["lr_scale"])
+            if self.verbose:
+                print(f"{self.monitor} has not improved for {self.state['wait']} evaluations: learning rate "
+                      f"scaled to {self.state['lr_scale']:g}x", flush=True)
         return False
 
 
@@ -230,6 +259,7 @@ def fit_resumable(
     verbose: int = 1,
     callbacks: Sequence[tf.keras.callbacks.Callback] = (),
     tensorboard_dir: str | Path | None = None,
+    plateau: PlateauDecay | None = None,
     **fit_kwargs,
 ) -> dict:
     """Trains `model` (already compiled) for `epochs`, resuming from `checkpoint_dir` if a run was interrupted.
@@ -241,6 +271,7 @@ def fit_resumable(
         its metrics join the history (Keras `validation_data` works too, via fit_kwargs).
       monitor: a history key to early-stop on / keep the best weights of ("max" or "min" `mode`).
       patience: evaluations without improvement before stopping (None: never stop early).
+      plateau: lower the learning rate when `monitor` stalls (see `PlateauDecay`); needs `monitor`.
       tensorboard_dir: TensorBoard logs of this run (Keras' callback: training loss per epoch; plus the
         evaluation metrics under validation/); default `<checkpoint_dir's parent>/tensorboard`, i.e. the
         model's own folder in saved_models/ (`tensorboard --logdir saved_models`).
@@ -258,9 +289,13 @@ def fit_resumable(
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
     directory = Path(checkpoint_dir)
     board = Path(tensorboard_dir) if tensorboard_dir else directory.parent / "tensorboard"
+    if plateau is not None and not monitor:
+        raise ValueError("a plateau decay needs a monitored metric")
     state = _resume(model, directory)
+    if plateau is not None:
+        plateau.scale.assign(float(state.get("lr_scale", 1.0)))
     callback = ResumableCheckpoint(directory, state, evaluate, evaluate_every, monitor, mode, patience, verbose,
-                                   board)
+                                   board, plateau)
     tensorboard = tf.keras.callbacks.TensorBoard(str(board), write_graph=False, update_freq="epoch",
                                                  profile_batch=0)
     if state["epoch"] < epochs and not state.get("stopped"):
@@ -293,7 +328,8 @@ def fit_resumable(
 
 def _resume(model: tf.keras.Model, directory: Path) -> dict:
     """The saved training state (model and optimizer restored from `directory/last`), or a fresh one."""
-    state = {"epoch": 0, "history": {}, "best": None, "best_epoch": None, "wait": 0, "stopped": False}
+    state = {"epoch": 0, "history": {}, "best": None, "best_epoch": None, "wait": 0, "stopped": False,
+             "lr_scale": 1.0}
     last = directory / "last"
     if not (last / "state.json").is_file():
         return state

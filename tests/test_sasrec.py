@@ -37,6 +37,21 @@ def test_config_validates_and_round_trips():
         SasRec(SasRecConfig(), n_items=5)  # max_len / dropout still "from the data"
 
 
+def test_plateau_decay_is_validated_and_only_in_the_identity_when_on():
+    from movielens.families import get_family
+    from movielens.families.sequential import SequentialConfig
+
+    for bad in ({"plateau_factor": 0.0}, {"plateau_factor": 1.5}, {"plateau_patience": 0}):
+        with pytest.raises(ValueError, match="plateau"):
+            SasRecTrainingConfig(**bad)
+    family = get_family("sasrec")
+    off = family.identity_config(SequentialConfig(TINY, SasRecTrainingConfig()))["training"]
+    on = family.identity_config(SequentialConfig(TINY, SasRecTrainingConfig(plateau_factor=0.5)))["training"]
+    # Off: the identity of the models cached before the option existed; on: a different model.
+    assert "plateau_factor" not in off and "plateau_patience" not in off
+    assert on["plateau_factor"] == 0.5 and on["plateau_patience"] == 3
+
+
 def test_defaults_adapt_to_the_data():
     short = UserSequences(np.arange(100).astype(str).astype(object),
                           [np.ones(n, np.int32) for n in np.arange(100) % 30 + 1])
@@ -137,7 +152,8 @@ PLANTED = {
                                          evaluate_every=3, patience=10)),
     "sasrec-sampled_ce": (TINY.replace(hidden_dim=32, loss="sampled_ce", num_negatives=8),
                           SasRecTrainingConfig(batch_size=32, epochs=12, learning_rate=1e-2, warmup_steps=0,
-                                               evaluate_every=3, patience=10)),
+                                               evaluate_every=3, patience=10, plateau_factor=0.5,
+                                               plateau_patience=1)),
     "bert4rec": (Bert4RecConfig(max_len=12, hidden_dim=32, num_layers=1, num_heads=2, dropout=0.0, mask_prob=0.3),
                  Bert4RecTrainingConfig(batch_size=32, epochs=25, learning_rate=1e-2, warmup_steps=0,
                                         evaluate_every=5, patience=10)),
@@ -152,6 +168,21 @@ def planted_models(tmp_path_factory):
     trained = {name: train_sequential(data, split, name.split("-")[0], config, training, seed=1, verbose=0, root=root)
                for name, (config, training) in PLANTED.items()}
     return data, split, trained, root
+
+
+def test_the_plateau_decay_reaches_the_optimizer(planted_models):
+    """sasrec-sampled_ce trains with plateau_factor 0.5 every stalled validation: the scale each epoch trained
+    with is in its history, 1 until the first stall and halved at each one after it."""
+    history = planted_models[2]["sasrec-sampled_ce"].history
+    scales, validated = history["lr_scale"], history["val_ndcg@10"]
+    assert scales[0] == 1.0 and set(scales) <= {1.0, 0.5, 0.25, 0.125}
+    best, expected = -1.0, 1.0
+    for epoch, (scale, value) in enumerate(zip(scales, validated)):
+        assert scale == expected, (epoch, scales, validated)
+        if value is not None:
+            expected = expected if value > best else expected * 0.5
+            best = max(best, value)
+    assert min(scales) < 1.0, scales  # the planted series saturate validation early: it did stall
 
 
 @pytest.mark.parametrize("name", list(PLANTED))

@@ -163,3 +163,61 @@ def test_a_truncated_resume_checkpoint_is_a_corrupt_file_error(tmp_path):
     data_file.write_bytes(data_file.read_bytes()[:10])
     with pytest.raises(CorruptFileError, match=f"cannot resume from {tmp_path / 'last'}.*--retrain"):
         fit_resumable(_seeded_model(), _shuffled_data(), epochs=4, checkpoint_dir=tmp_path, verbose=0)
+
+
+# ---------------------------------------------------------------- learning-rate decay on a plateau
+
+def _plateau_model(scale):
+    from movielens.schedules import WarmupConstant
+
+    tf.keras.utils.set_random_seed(3)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(4, activation="relu", input_shape=(3,)),
+                                 tf.keras.layers.Dense(1)])
+    model.compile(optimizer=tf.keras.optimizers.Adam(WarmupConstant(0.05, 0, scale)), loss="mse")
+    return model
+
+
+def _stalled_after_epoch_one(model):
+    """val_score 0.5 after the first epoch (8 steps), 0.4 ever after: a function of the step, so resumable."""
+    return {"val_score": 0.5 if int(model.optimizer.iterations) <= 8 else 0.4}
+
+
+def test_plateau_decay_lowers_the_rate_after_each_stalled_stretch(tmp_path):
+    from movielens.training import PlateauDecay
+
+    scale = tf.Variable(1.0, trainable=False)
+    model = _plateau_model(scale)
+    history = fit_resumable(model, _shuffled_data(), epochs=6, checkpoint_dir=tmp_path,
+                            evaluate=_stalled_after_epoch_one, monitor="val_score", patience=10, verbose=0,
+                            restore_best=False, plateau=PlateauDecay(scale, 0.5, 2))
+    # Stalled at epochs 2-6: x0.5 after epoch 3's evaluation (2 stalled) and after epoch 5's (4 stalled).
+    assert history["lr_scale"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+    assert float(scale.numpy()) == 0.25
+    # The rate the optimizer last stepped with (restore_best=False: the best checkpoint would bring back epoch
+    # 1's optimizer state).
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.05 * 0.25)
+    with pytest.raises(ValueError, match="0 < factor < 1"):
+        PlateauDecay(scale, 1.0, 2)
+    with pytest.raises(ValueError, match="needs a monitored metric"):
+        fit_resumable(model, _shuffled_data(), epochs=1, checkpoint_dir=tmp_path / "x", verbose=0,
+                      plateau=PlateauDecay(scale, 0.5, 2))
+
+
+def test_plateau_decay_resumes_at_the_lowered_rate(tmp_path):
+    from movielens.training import PlateauDecay
+
+    def run(folder, callbacks=()):
+        scale = tf.Variable(1.0, trainable=False)  # a new process starts at 1: the state must restore it
+        model = _plateau_model(scale)
+        return model, fit_resumable(model, _shuffled_data(), epochs=6, checkpoint_dir=folder,
+                                    evaluate=_stalled_after_epoch_one, monitor="val_score", patience=10, verbose=0,
+                                    restore_best=False, plateau=PlateauDecay(scale, 0.5, 2), callbacks=callbacks)
+
+    straight, history = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", [_Interrupt(4)])
+    resumed, history_b = run(tmp_path / "b")
+    assert history_b["lr_scale"] == history["lr_scale"]
+    np.testing.assert_array_equal(history_b["loss"], history["loss"])
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -107,6 +107,9 @@ class Sequential(Family):
     def identity_config(self, config: SequentialConfig) -> dict:
         values = config.to_dict()
         values["training"] = {k: v for k, v in values["training"].items() if k not in self.not_identity}
+        if values["training"].get("plateau_factor") == 1.0:  # no decay: the models trained before it existed
+            values["training"].pop("plateau_factor")
+            values["training"].pop("plateau_patience")
         return values
 
     def label(self, config: SequentialConfig) -> str:

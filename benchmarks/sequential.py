@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tag", default="", help="suffix of the run's key (e.g. a hyperparameter trial)")
     parser.add_argument("--retrain", action="store_true")
     for flag in (*MODEL_FLAGS, *TRAINING_FLAGS):
-        kind = str if flag == "loss" else (float if flag in ("dropout", "gbce_t", "learning_rate") else int)
+        floats = ("dropout", "gbce_t", "learning_rate", "plateau_factor")
+        kind = str if flag == "loss" else (float if flag in floats else int)
         parser.add_argument(f"--{flag}", type=kind, default=None, help="default: SasRecConfig / SasRecTrainingConfig")
     args = parser.parse_args(argv)
     shared = paths.shared_datasets_dir()

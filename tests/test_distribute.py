@@ -97,6 +97,20 @@ def test_two_mirrored_devices_give_the_single_device_result(files, single_device
     _assert_same_metrics(single_device, mirrored)
 
 
+def test_the_history_feature_with_its_training_dropout_on_two_devices_gives_the_single_device_result(files,
+                                                                                                    tmp_path):
+    """The history regularisers (here a 1-hour gap and dropout 0.5) are drawn in the input pipeline per
+    (seed, epoch), so the replicas see the slices of the single-device batches."""
+    flags = [*RUN_FLAGS[:RUN_FLAGS.index("--additional_feature_sets")], "--additional_feature_sets", "history",
+             *RUN_FLAGS[RUN_FLAGS.index("--additional_feature_sets") + 2:], "--history_gap_seconds", "3600",
+             "--history_dropout", "0.5"]
+    single = _run_experiment(files, tmp_path / "single", flags=flags)
+    mirrored = _run_experiment(files, tmp_path / "mirrored", "--distribute", "mirrored", "--devices", "2",
+                               flags=flags)
+    assert single["config"]["features"] == ["history"] and single["config"]["history_dropout"] == 0.5
+    _assert_same_metrics(single, mirrored)
+
+
 def _free_ports(n: int) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:

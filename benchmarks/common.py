@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,23 @@ def process_status_kb(*keys: str) -> dict[str, int]:
             if key in keys:
                 values[key] = int(value.split()[0])
     return values
+
+
+def run_child_process(command: list[str], result_prefix: str) -> tuple[int, list[str], str]:
+    """Runs a benchmark step's child process: (exit code, its stdout lines starting with `result_prefix`,
+    the last line of its stderr). Every other stdout line (Keras bars, per-epoch validation) is shown as it
+    comes; stderr goes to a file, since a full pipe would block the child."""
+    results = []
+    with tempfile.TemporaryFile("w+") as errors:
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as child:
+            for line in child.stdout:
+                if line.startswith(result_prefix):
+                    results.append(line)
+                else:
+                    print(f"  {line}", end="", flush=True)
+        errors.seek(0)
+        tail = (errors.read().strip().splitlines() or ["no output"])[-1]
+    return child.returncode, results, tail
 
 
 def machine() -> dict[str, object]:

@@ -34,14 +34,12 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, machine, markdown_table, process_status_kb
+from benchmarks.common import RESULTS_DIR, machine, markdown_table, process_status_kb, run_child_process
 from movielens.io import atomic_write_json, read_json
 
 RESULT_NAME = "scale"
@@ -259,20 +257,9 @@ def run_step(name: str, args) -> dict:
                str(args.seed), "--scratch", str(args.scratch)]
     command += ["--ratings", str(args.ratings)] if args.ratings else []
     command += ["--two_tower_epochs", str(args.two_tower_epochs)]
-    lines = []
-    # The child's progress (Keras bars, per-epoch validation) is shown as it comes; its row is the last
-    # JSON line. stderr goes to a file (a full pipe would block the child), its last line shown on failure.
-    with tempfile.TemporaryFile("w+") as errors:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True) as child:
-            for line in child.stdout:
-                if line.startswith("{"):
-                    lines.append(line)
-                else:
-                    print(f"  {line}", end="", flush=True)
-        errors.seek(0)
-        tail = (errors.read().strip().splitlines() or ["no output"])[-1]
-    if child.returncode != 0 or not lines:
-        return {"step": name, "error": f"exit {child.returncode}: {tail}"}
+    returncode, lines, tail = run_child_process(command, "{")
+    if returncode != 0 or not lines:
+        return {"step": name, "error": f"exit {returncode}: {tail}"}
     return json.loads(lines[-1])
 
 

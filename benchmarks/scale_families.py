@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -192,7 +191,7 @@ def main(argv=None) -> int:
                          args.knn_steps)
         print("RESULT " + json.dumps(row), flush=True)
         return 0
-    from benchmarks.common import RESULTS_DIR, machine, markdown_table, write_results
+    from benchmarks.common import RESULTS_DIR, machine, markdown_table, run_child_process, write_results
 
     load_start = os.getloadavg()
     rows = []
@@ -202,11 +201,9 @@ def main(argv=None) -> int:
                    "--generator", args.generator, "--knn_steps", str(args.knn_steps)]
         command += ["--rank"] if args.rank else []
         print(f"--- {name}: {' '.join(command[1:])}", flush=True)
-        process = subprocess.run(command, capture_output=True, text=True)
-        results = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
-        if process.returncode or not results:
-            tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
-            rows.append({"family": name, "error": " / ".join(tail)})
+        returncode, results, tail = run_child_process(command, "RESULT ")
+        if returncode or not results:
+            rows.append({"family": name, "error": f"exit {returncode}: {tail}"})
         else:
             rows.append(json.loads(results[-1][len("RESULT "):]))
         print(json.dumps(rows[-1], default=str)[:600], flush=True)

@@ -283,7 +283,8 @@ def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | S
     if isinstance(config, SasRecConfig):
         config = adapt_config(config, sequences)
     tf.keras.utils.set_random_seed(seed)
-    lr_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
+    # The variable a plateau decay lowers; none when the decay is off.
+    lr_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32) if training.plateau_factor < 1 else None
     network = build_model(config, training, n_items, lr_scale)
     dataset, n_windows = training_dataset(config, training, sequences, n_items, seed)
     tasks = leave_last_out_tasks(split) if split.name == "leave_last_out" else None
@@ -363,7 +364,7 @@ def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | N
 
 
 def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig, evaluate, verbose,
-         callbacks, lr_scale: tf.Variable) -> dict:
+         callbacks, lr_scale: tf.Variable | None) -> dict:
     from movielens.training import PlateauDecay, fit_resumable
 
     if evaluate is None:
@@ -372,6 +373,5 @@ def _fit(model, dataset, model_dir: ModelDir, training: SequentialTrainingConfig
     return fit_resumable(model, dataset, epochs=training.epochs, checkpoint_dir=model_dir.checkpoint_dir,
                          evaluate=evaluate, evaluate_every=training.evaluate_every, monitor=MONITOR, mode="max",
                          patience=training.patience or None, restore_best=True, verbose=verbose,
-                         callbacks=callbacks, plateau=PlateauDecay(lr_scale, training.plateau_factor,
-                                                                   training.plateau_patience)
-                         if training.plateau_factor < 1 else None)
+                         callbacks=callbacks, plateau=None if lr_scale is None else PlateauDecay(
+                             lr_scale, training.plateau_factor, training.plateau_patience))

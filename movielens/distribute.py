@@ -135,6 +135,8 @@ def models_root(root: Path) -> Path:
     if is_chief():
         return Path(root)
     kind, index = task()
+    if Path(root).parts[-2:] == (".workers", f"{kind}-{index}"):  # already this worker's (an ensemble's members)
+        return Path(root)
     return Path(root) / ".workers" / f"{kind}-{index}"
 
 

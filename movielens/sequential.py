@@ -139,6 +139,7 @@ class TimeBudget(tf.keras.callbacks.Callback):
 
 
 SequentialModel = Bert4Rec | SasRec  # anything with n_items and score_histories(histories) -> [n, n_items]
+# (a SequentialEnsemble of them too)
 
 
 # --- evaluation ------------------------------------------------------------------------------------------
@@ -297,15 +298,31 @@ def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | S
     metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences),
                                  "epochs_run": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch")}
     if tasks:
-        metrics.update(next_item_metrics(network, tasks[1], "test_"))
-        popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
-        try:
-            metrics.update(sampled_metrics(network, tasks[1], popularity, "test_", seed=seed))
-        except ValueError as error:  # a catalogue too small for 100 negatives (tiny synthetic data)
-            print(f"sampled protocol skipped: {error}", flush=True)
-        metrics["test_unknown_targets"] = int((tasks[1].targets == PAD).sum())
-        metrics["test_users"] = len(tasks[1])
+        metrics.update(leave_last_out_test_metrics(network, split, seed, tasks[1]))
     return network, history, metrics
+
+
+def leave_last_out_test_metrics(network, split: Split, seed: int = 42, task: NextItemTask | None = None) -> dict:
+    """The sequential protocol's test figures of `network` (a model or an ensemble) on a leave-last-out split:
+    full ranking (test_*), the sampled-100 figures (test_sampled100_*), unknown targets and users."""
+    task = task or leave_last_out_tasks(split)[1]
+    n_items = len(split.vocabulary.movie_ids)
+    metrics = next_item_metrics(network, task, "test_")
+    sequences = build_sequences(split.train, split.vocabulary)
+    popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
+    try:
+        metrics.update(sampled_metrics(network, task, popularity, "test_", seed=seed))
+    except ValueError as error:  # a catalogue too small for 100 negatives (tiny synthetic data)
+        print(f"sampled protocol skipped: {error}", flush=True)
+    metrics["test_unknown_targets"] = int((task.targets == PAD).sum())
+    metrics["test_users"] = len(task)
+    return metrics
+
+
+def resolved_config(network) -> Bert4RecConfig | SasRecConfig:
+    """The architecture a trained network (or an ensemble's first member) was built with."""
+    network = getattr(network, "members", [network])[0]
+    return network.bert_config if isinstance(network, Bert4Rec) else network.sasrec_config
 
 
 def save_sequential(network: SequentialModel, model_dir: ModelDir) -> None:
@@ -331,11 +348,14 @@ def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
                      config: Bert4RecConfig | SasRecConfig | None = None,
                      training: SequentialTrainingConfig | None = None, seed: int = 42, retrain: bool = False,
                      verbose: int = 1, root=None,
-                     callbacks: Sequence[tf.keras.callbacks.Callback] = ()) -> TrainedSequential:
+                     callbacks: Sequence[tf.keras.callbacks.Callback] = (), members: int = 1,
+                     member_hidden_dims: tuple[int, ...] = ()) -> TrainedSequential:
     """BERT4Rec or SASRec on `split` through the shared train-or-load path (`movielens.families`, family
     `model`): loaded from saved_models/ when there, else trained (`fit_sequential`) and saved.
 
     `config` (Bert4RecConfig / SasRecConfig) must match `model`; `training` defaults to the model's.
+    `members` > 1: an ensemble of that many models, seeds `seed`, `seed` + 1, ..., each with its hidden size
+    from `member_hidden_dims` when given (`SequentialConfig`).
     """
     from movielens.families import get_family
     from movielens.families.base import Context, train_or_load
@@ -345,13 +365,12 @@ def train_sequential(data: MovieLensData, split: Split, model: str = "bert4rec",
     config, training = config or default_config, training or default_training
     if model_type_of(config) != model:
         raise ValueError(f"model {model!r} needs a {type(default_config).__name__}, got {type(config).__name__}")
-    record = train_or_load(get_family(model), SequentialConfig(config, training, seed),
-                           Context(data, split, verbose, options={"callbacks": list(callbacks)}), retrain=retrain,
-                           root=root)
+    wanted = SequentialConfig(config, training, seed, members, tuple(member_hidden_dims))
+    context = Context(data, split, verbose, options={"callbacks": list(callbacks)})
+    record = train_or_load(get_family(model), wanted, context, retrain=retrain, root=root)
     network = record.state
-    resolved = network.bert_config if isinstance(network, Bert4Rec) else network.sasrec_config
-    return TrainedSequential(network, resolved, training, split.vocabulary, record.history, record.metrics,
-                             record.model_dir, record.loaded)
+    return TrainedSequential(network, resolved_config(network), training, split.vocabulary, record.history,
+                             record.metrics, record.model_dir, record.loaded)
 
 
 def train_bert4rec(data: MovieLensData, split: Split, config: Bert4RecConfig | None = None,

@@ -69,7 +69,8 @@ def test_one_flag_name_per_concept(family, capsys):
 
 def test_bad_numbers_fail_before_any_data_is_read(tmp_path, capsys):
     for flags in (["--model", "cf", "--learning_rate", "nan"], ["--model", "cf", "--learning_rate", "inf"],
-                  ["--model", "cf", "--num_epochs", "0"], ["--model", "ease", "--l2_grid", "-1"]):
+                  ["--model", "cf", "--num_epochs", "0"], ["--model", "ease", "--l2_grid", "-1"],
+                  ["--model", "sasrec", "--members", "0"]):
         code = None
         try:
             code = run.main([*flags, "--data_dir", str(tmp_path / "does-not-exist")])
@@ -92,6 +93,21 @@ def test_run_measures_the_model_beside_the_baselines(planted_files, tmp_path, mo
     results = json.loads((report / "results.json").read_text())
     assert [row["label"] for row in results["rows"]] == ["popularity", "ease", "item_knn"]
     assert (report / "report.html").stat().st_size > 10_000  # plotly inlined: opens without the terminal
+
+
+def test_run_trains_an_ensemble_of_seeds(planted_files, tmp_path, monkeypatch, capsys):
+    """--members 2: two SASRecs (seeds 42 and 43), each trained as an ordinary model, ranked as one row."""
+    monkeypatch.setenv("MOVIELENS_REPORTS_DIR", str(tmp_path / "reports"))
+    _, _, folder = planted_files
+    assert run.main(["--model", "sasrec", *FAST_FLAGS["sasrec"], "--members", "2", *_data_flags(folder),
+                     "--split", "leave_last_out", "--baselines", "popularity", "--no_plots"]) == 0
+    out = capsys.readouterr().out
+    assert "| sasrec[2 seeds] |" in out and out.count("[sasrec] not in saved_models/: training it") == 2, out
+    # One hidden size per member: the seed-42 member of width 32 is the one just trained (reused).
+    assert run.main(["--model", "sasrec", *FAST_FLAGS["sasrec"], "--member_embedding_sizes", "32", "16",
+                     *_data_flags(folder), "--split", "leave_last_out", "--baselines", "popularity", "--no_plots"]) == 0
+    out = capsys.readouterr().out
+    assert "| sasrec[hidden 32+16] |" in out and out.count("[sasrec] not in saved_models/: training it") == 1, out
 
 
 def test_compare_writes_a_report_named_after_what_it_compared(planted_files, tmp_path, monkeypatch, capsys):

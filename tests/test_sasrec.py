@@ -226,6 +226,65 @@ def test_sasrec_cache_folder_save_load_and_reuse(planted_models):
     assert cached.loaded and cached.metrics == sasrec.metrics and cached.model_dir.path == sasrec.model_dir.path
 
 
+def test_an_ensemble_of_seeds_sums_its_members_logits_and_reuses_cached_members(planted_models, capsys):
+    """members=2: seed 1 (the cached "sasrec" model, reused) and seed 2 (trained); the ensemble ranks by the
+    sum of their logits, on the sequential protocol and through the shared recommender; it reloads from
+    cache, and a member deleted from saved_models/ is trained again while the other one loads."""
+    import shutil
+
+    from movielens.families import get_family
+    from movielens.families.sequential import SequentialConfig
+    from movielens.recommender import Recommender
+
+    data, split, trained, root = planted_models
+    config, training = PLANTED["sasrec"]
+    ensemble = train_sequential(data, split, "sasrec", config, training, seed=1, verbose=0, root=root, members=2)
+    members = ensemble.model.members
+    assert len(members) == 2 and ensemble.model_dir.path.name.startswith("sasrec_2_seeds_-100k-leave_last_out-")
+    assert [m["seed"] for m in ensemble.history["members"]] == [1, 2]
+    assert ensemble.history["members"][0]["loaded"] and not ensemble.history["members"][1]["loaded"]
+    histories = [np.array([1, 2, 3], np.int32), np.array([12], np.int32)]
+    np.testing.assert_allclose(ensemble.model.score_histories(histories),
+                               members[0].score_histories(histories) + members[1].score_histories(histories),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(members[0].score_histories(histories),
+                               trained["sasrec"].model.score_histories(histories), rtol=1e-6, atol=1e-6)
+    known = 1.0 - ensemble.metrics["test_unknown_targets"] / ensemble.metrics["test_users"]
+    assert ensemble.metrics["test_hr@1"] >= 0.9 * known and "val_ndcg@10" in ensemble.metrics, ensemble.metrics
+    assert ensemble.metrics["members"][0] == trained["sasrec"].metrics
+
+    family = get_family("sasrec")
+    two = SequentialConfig(config, training, 1, members=2)
+    assert family.label(two) == "sasrec[2 seeds]" and family.identity_config(two)["members"] == 2
+    assert "members" not in family.identity_config(SequentialConfig(config, training, 1))  # old models' identity
+    with pytest.raises(ValueError, match="members"):
+        SequentialConfig(config, training, 1, members=0)
+    with pytest.raises(ValueError, match="member_hidden_dims"):
+        SequentialConfig(config, training, 1, members=2, member_hidden_dims=(16,))
+    with pytest.raises(ValueError, match="num_heads"):
+        SequentialConfig(config.replace(num_heads=2), training, 1, members=2, member_hidden_dims=(16, 15))
+    widths = SequentialConfig(config, training, 1, members=2, member_hidden_dims=(16, 48))
+    assert family.label(widths) == "sasrec[hidden 16+48]"
+    assert [widths.member(i).model.hidden_dim for i in (0, 1)] == [16, 48]
+    assert widths.member(1).seed == 2 and widths.member(1).member_hidden_dims == ()
+    assert "member_hidden_dims" not in family.identity_config(two)
+    from movielens.families.base import Context, train_or_load
+
+    record = train_or_load(family, two, Context(data, split, verbose=0), root=root, no_train=True)
+    assert record.loaded
+    top = Recommender(record, backend="brute_force").for_history(["Series B part 2 (2002)"], k=1).items
+    assert top[0].movie_id == "13"
+
+    shutil.rmtree(root / ensemble.history["members"][1]["model_dir"])
+    capsys.readouterr()
+    again = train_sequential(data, split, "sasrec", config, training, seed=1, verbose=0, root=root, members=2)
+    assert "moved to" in capsys.readouterr().out and not again.loaded
+    assert again.history["members"][0]["loaded"] and not again.history["members"][1]["loaded"]
+    retrained = train_sequential(data, split, "sasrec", config, training, seed=1, verbose=0, root=root, members=2,
+                                 retrain=True)
+    assert not any(member["loaded"] for member in retrained.history["members"])  # --retrain reaches the members
+
+
 def test_model_name_and_config_must_match(planted_models):
     data, split, _, root = planted_models
     with pytest.raises(ValueError, match="SasRecConfig"):

@@ -235,7 +235,10 @@ def train_or_load(family: Family, config: Config, context: Context, *, retrain: 
     say(f"[{family.label(config)}] not in saved_models/: training it -> {model_dir.path}", flush=True)
     model_dir.start(retrain)
     try:
-        fitted = family.fit(config, context, model_dir)
+        # `retrain` reaches fit as a run option: a model made of other cached models (an ensemble's members)
+        # retrains them too.
+        fitted = family.fit(config, dataclasses.replace(context, options={**context.options, "retrain": retrain}),
+                            model_dir)
     except TrainingDivergedError:
         model_dir.discard()  # a diverged model is never kept, resumed or reported
         raise

@@ -13,6 +13,7 @@ part (a carve-out of train when it has none). Both keep the best-validation weig
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -21,15 +22,59 @@ from movielens.config import Config
 from movielens.families.base import Context, Family, Fitted
 from movielens.families.histories import Histories
 from movielens.models.bert4rec import Bert4Rec, Bert4RecConfig
+from movielens.models.sequential_ensemble import SequentialEnsemble
 
 
 @dataclasses.dataclass(frozen=True)
 class SequentialConfig(Config):
-    """A sequential model: its architecture config, its training config and the seed."""
+    """A sequential model: its architecture config, its training config and the seed.
+
+    members > 1: an ensemble (`movielens.models.sequential_ensemble`) of that many models with seeds
+    seed, seed + 1, ...; each is an ordinary cached model of the family (reused by any ensemble or run
+    that asks for it), trained in turn, sharing the time budget: each gets what is left of it divided
+    by the members still to train. `member_hidden_dims` gives each member its own hidden size (one per
+    member; empty: all have model.hidden_dim): members that differ in width err more differently than
+    seeds alone (on ML-1M (users 1-2999) validation, 64 + 128 beat two 64s: benchmarks/sequential.py).
+    """
 
     model: Config = dataclasses.field(default_factory=Bert4RecConfig)
     training: Config = dataclasses.field(default_factory=sequential.Bert4RecTrainingConfig)
     seed: int = 42
+    members: int = 1
+    member_hidden_dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
+            raise ValueError(f"invalid SequentialConfig (members must be an integer >= 1, got {self.members!r})")
+        dims = self.member_hidden_dims
+        if dims and (len(dims) != self.members or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                                                      for d in dims)):
+            raise ValueError(f"invalid SequentialConfig (member_hidden_dims needs one integer >= 1 per member, "
+                             f"{self.members} members): {dims!r}")
+        for dim in dims:
+            self.model.replace(hidden_dim=dim)  # the architecture's own checks (heads must divide it)
+
+    def member(self, index: int) -> SequentialConfig:
+        """The config of the ensemble's member `index` (a single model, seed + index, its own hidden size)."""
+        model = self.model.replace(hidden_dim=self.member_hidden_dims[index]) if self.member_hidden_dims else self.model
+        return self.replace(model=model, seed=self.seed + index, members=1, member_hidden_dims=())
+
+
+class EnsembleScorer:
+    """The members' query and candidate vectors side by side: the dot product is the sum of their logits."""
+
+    def __init__(self, ensemble: SequentialEnsemble):
+        self.parts = [SequentialScorer(member) for member in ensemble.members]
+
+    def candidates(self) -> np.ndarray:
+        return np.hstack([part.candidates() for part in self.parts])
+
+    def queries(self, histories: Histories, batch_size: int = 256) -> np.ndarray:
+        return np.hstack([part.queries(histories, batch_size) for part in self.parts])
+
+
+def scorer_of(network) -> SequentialScorer | EnsembleScorer:
+    return EnsembleScorer(network) if isinstance(network, SequentialEnsemble) else SequentialScorer(network)
 
 
 class SequentialScorer:
@@ -110,10 +155,16 @@ class Sequential(Family):
         if values["training"].get("plateau_factor") == 1.0:  # no decay: the models trained before it existed
             values["training"].pop("plateau_factor")
             values["training"].pop("plateau_patience")
+        if values["members"] == 1:  # one model: the identity of the models trained before ensembles existed
+            values.pop("members")
+        if not values["member_hidden_dims"]:
+            values.pop("member_hidden_dims")
         return values
 
     def label(self, config: SequentialConfig) -> str:
-        return self.name
+        if config.member_hidden_dims:
+            return f"{self.name}[hidden {'+'.join(map(str, config.member_hidden_dims))}]"
+        return self.name if config.members == 1 else f"{self.name}[{config.members} seeds]"
 
     def check(self, config: SequentialConfig, data) -> None:
         """A full softmax scores every movie at every trained position ([positions, movies] per step: 6 GB at
@@ -132,15 +183,28 @@ class Sequential(Family):
         default, existing = self.default_config(), set()
         add_config_flags(parser, default.model, f"{self.name} ({self.kind}): {self.summary}", existing=existing)
         add_config_flags(parser, default.training, f"{self.name} training", existing=existing)
+        group = parser.add_argument_group(f"{self.name} ensemble")
+        group.add_argument("--members", type=int, default=1,
+                           help="an ensemble of this many models, seeds --seed, --seed + 1, ...: ranks by the sum "
+                                "of their logits; they share --time_budget_minutes (default: 1, one model)")
+        group.add_argument("--member_embedding_sizes", "--member_hidden_dims", dest="member_hidden_dims", type=int,
+                           nargs="+", default=None, metavar="INT",
+                           help="each member's --embedding_size, one per member (e.g. 64 128; sets --members to "
+                                "their number; default: every member has --embedding_size)")
 
     def configs_from_args(self, args) -> list[SequentialConfig]:
         from movielens.cli import config_from_flags
 
         default = self.default_config()
+        dims = tuple(getattr(args, "member_hidden_dims", None) or ())
+        members = getattr(args, "members", 1)
         return [SequentialConfig(config_from_flags(args, default.model), config_from_flags(args, default.training),
-                                 seed=args.seed)]
+                                 seed=args.seed, members=len(dims) if dims and members == 1 else members,
+                                 member_hidden_dims=dims)]
 
     def fit(self, config: SequentialConfig, context: Context, model_dir) -> Fitted:
+        if config.members > 1:
+            return self._fit_ensemble(config, context, model_dir)
         split, evaluate = context.split, None
         if split.name != "leave_last_out":
             # Validate with the leaderboard protocol; a split without its own validation part trains on a
@@ -154,14 +218,49 @@ class Sequential(Family):
             verbose=context.verbose, evaluate=evaluate, callbacks=context.options.get("callbacks", ()))
         return Fitted(network, history, metrics)
 
+    def _fit_ensemble(self, config: SequentialConfig, context: Context, model_dir) -> Fitted:
+        """Trains (or loads) each member as an ordinary model of this family, then measures the ensemble."""
+        from movielens.families.base import train_or_load
+
+        started, budget = time.perf_counter(), config.training.time_budget_minutes
+        members = []
+        for index in range(config.members):
+            member = config.member(index)
+            if budget:  # what is left of the budget, shared by the members still to train
+                left = budget - (time.perf_counter() - started) / 60
+                member = member.replace(training=member.training.replace(
+                    time_budget_minutes=max(left / (config.members - index), 0.01)))
+            members.append(train_or_load(self, member, context, retrain=context.options.get("retrain", False),
+                                         root=model_dir.path.parent))
+        ensemble = SequentialEnsemble([m.state for m in members])
+        history = {"members": [{"seed": m.config.seed, "model_dir": m.model_dir.path.name, "loaded": m.loaded,
+                                **m.history} for m in members],
+                   "train_seconds_this_run": time.perf_counter() - started}
+        metrics = {"members": [m.metrics for m in members]}
+        if context.split.name == "leave_last_out":
+            validation, test = sequential.leave_last_out_tasks(context.split)
+            metrics.update(sequential.next_item_metrics(ensemble, validation, "val_"))
+            metrics.update(sequential.leave_last_out_test_metrics(ensemble, context.split, config.seed, test))
+        return Fitted(ensemble, history, metrics)
+
     def save(self, state, model_dir) -> None:
+        if isinstance(state, SequentialEnsemble):  # the members are saved in their own folders
+            return
         sequential.save_sequential(state, model_dir)
 
     def load(self, config: SequentialConfig, context: Context, model_dir):
+        if config.members > 1:
+            from movielens.families.base import train_or_load
+
+            # A member that is gone (ModelNotTrainedError, a ValueError) makes the ensemble retrain: the
+            # members still there load, the missing one trains.
+            return SequentialEnsemble([train_or_load(self, config.member(i), context, no_train=True,
+                                                     root=model_dir.path.parent).state
+                                       for i in range(config.members)])
         return sequential.load_network(model_dir, config.training, context.n_items)
 
-    def scorer(self, state, config, context) -> SequentialScorer:
-        return SequentialScorer(state)
+    def scorer(self, state, config, context) -> SequentialScorer | EnsembleScorer:
+        return scorer_of(state)
 
 
 def _protocol_validation(split):

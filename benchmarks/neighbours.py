@@ -14,6 +14,11 @@ validation part only) through `movielens.leaderboard.run_leaderboard`.
      - genre overlap: Jaccard of the two movies' genre sets, averaged over the 10 pairs, then over movies;
      - co-rating lift: P(rated j | rated i) / P(rated j) = |U(i) ∩ U(j)| N / (|U(i)| |U(j)|) over the
        training raters (N users), averaged the same way (1 = independent);
+     - co-rating share: P(rated j | rated i) = |U(i) ∩ U(j)| / |U(i)|, the share of the query movie's
+       raters who rated the neighbour, averaged the same way. Its ratio to random movies' is the issue's
+       words read literally ("how much more often the neighbours are rated by the query movie's raters
+       than chance"); it is not corrected for the neighbour's popularity, so a reference row gives every
+       query the 10 most rated other movies ("most rated"): what popularity alone scores on it;
      - the neighbours' median number of training ratings (are they obscure?).
    Beside the models, two in-sample ceilings: each query movie's 10 movies of highest training lift (any
    movie; movies with >= 20 training ratings only). They read the statistic they are scored by, so they
@@ -49,8 +54,9 @@ FAMILIES = ("popularity", "ease", "item_knn", "knn")
 MIN_RATINGS, NEIGHBOURS, SEED = 20, 10, 42
 NEIGHBOUR_PROTOCOL = (f"query movies: >= {MIN_RATINGS} training ratings; their top-{NEIGHBOURS} most similar other "
                       f"movies vs {NEIGHBOURS} random other movies (seed {SEED}); genre overlap = Jaccard of genre "
-                      f"sets; co-rating lift = P(rated j | rated i) / P(rated j) over training raters; pair means "
-                      f"averaged over query movies")
+                      f"sets; co-rating lift = P(rated j | rated i) / P(rated j) and co-rating share = P(rated j | "
+                      f"rated i) over training raters; pair means averaged over query movies; 'most rated' = the "
+                      f"10 most rated other movies for every query")
 
 
 def top_neighbours(similarity: np.ndarray, queries: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
@@ -78,6 +84,7 @@ def pair_statistics(pairs: np.ndarray, queries: np.ndarray, co: np.ndarray, coun
     left = np.repeat(queries, pairs.shape[1])
     right = pairs.ravel()
     lift = co[left, right] * n_users / (counts[left] * counts[right])
+    share = co[left, right] / counts[left]
 
     def jaccard(a: frozenset, b: frozenset) -> float:
         union = a | b
@@ -86,6 +93,7 @@ def pair_statistics(pairs: np.ndarray, queries: np.ndarray, co: np.ndarray, coun
     overlap = np.array([jaccard(genres[i], genres[j]) for i, j in zip(left, right)])
     return {"genre_jaccard": float(overlap.reshape(pairs.shape).mean(axis=1).mean()),
             "co_rating_lift": float(lift.reshape(pairs.shape).mean(axis=1).mean()),
+            "co_rating_share": float(share.reshape(pairs.shape).mean(axis=1).mean()),
             "median_neighbour_ratings": float(np.median(counts[right]))}
 
 
@@ -108,10 +116,12 @@ def neighbour_quality(similarities: dict[str, np.ndarray], context) -> dict:
     lift = co * n_users / np.outer(both, both)
     similarities = {**similarities, "lift ceiling (any movie)": lift,
                     f"lift ceiling (neighbours with >= {MIN_RATINGS} ratings)":
-                        np.where(counts[None, :] >= MIN_RATINGS, lift, 0.0)}
+                        np.where(counts[None, :] >= MIN_RATINGS, lift, 0.0),
+                    "most rated": np.broadcast_to(counts[None, :], co.shape)}
     for name, similarity in similarities.items():
         result[name] = pair_statistics(top_neighbours(similarity, queries), queries, co, counts, n_users, genres)
         result[name]["lift_vs_random"] = result[name]["co_rating_lift"] / result["random"]["co_rating_lift"]
+        result[name]["share_vs_random"] = result[name]["co_rating_share"] / result["random"]["co_rating_share"]
     return result
 
 
@@ -146,7 +156,9 @@ def run_dataset(name: str, shared: Path, retrain: bool) -> dict:
             "neighbours": neighbours, "ranking": ranking, "paired_test_ndcg@10": paired,
             "targets": {"knn beats popularity (test NDCG@10, paired 95% interval above 0)":
                         paired["knn - popularity"]["significant"] and paired["knn - popularity"]["difference"] > 0,
-                        "knn neighbours' co-rating lift >= 5 x random": neighbours["knn"]["lift_vs_random"] >= 5.0},
+                        "knn neighbours' co-rating lift >= 5 x random": neighbours["knn"]["lift_vs_random"] >= 5.0,
+                        "knn neighbours' co-rating share >= 5 x random (literal reading; see docstring)":
+                            neighbours["knn"]["share_vs_random"] >= 5.0},
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
             "seconds": time.perf_counter() - started}
 
@@ -159,9 +171,11 @@ def table(results: dict) -> str:
             rows.append({"data set": entry["dataset"], "neighbours of": model,
                          "genre Jaccard": n[model]["genre_jaccard"], "co-rating lift": n[model]["co_rating_lift"],
                          "x random": n[model].get("lift_vs_random", 1.0),
+                         "co-rating share": n[model]["co_rating_share"],
+                         "share x random": n[model].get("share_vs_random", 1.0),
                          "median ratings": n[model]["median_neighbour_ratings"]})
     lines = [markdown_table(rows, ["data set", "neighbours of", "genre Jaccard", "co-rating lift", "x random",
-                                   "median ratings"])]
+                                   "co-rating share", "share x random", "median ratings"])]
     rows = []
     for entry in results.values():
         for family, r in entry["ranking"].items():

@@ -126,15 +126,21 @@ class SasRecTrainingConfig(SequentialTrainingConfig):
 
 
 class TimeBudget(tf.keras.callbacks.Callback):
-    """Stops training after the first epoch ending past `minutes` of this run (best weights are still kept)."""
+    """Stops training after the epoch past which the next one would end beyond `minutes` of this run, taking
+    the longest epoch so far (its validation included) as the next one's length: training ends within the
+    budget rather than one epoch past it (the best weights are still kept)."""
 
     def __init__(self, minutes: float):
         super().__init__()
         self.minutes, self.started = minutes, time.perf_counter()
+        self.last, self.longest = self.started, 0.0
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.minutes and time.perf_counter() - self.started > 60.0 * self.minutes:
-            print(f"time budget of {self.minutes} minutes reached after epoch {epoch + 1}", flush=True)
+        now = time.perf_counter()
+        self.longest, self.last = max(self.longest, now - self.last), now
+        if self.minutes and now - self.started + self.longest > 60.0 * self.minutes:
+            print(f"time budget of {self.minutes:.1f} minutes: stopping after epoch {epoch + 1} "
+                  f"({(now - self.started) / 60:.1f} minutes; another epoch would end past it)", flush=True)
             self.model.stop_training = True
 
 

@@ -221,3 +221,19 @@ def test_plateau_decay_resumes_at_the_lowered_rate(tmp_path):
     np.testing.assert_array_equal(history_b["loss"], history["loss"])
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_time_budget_stops_before_an_epoch_that_would_end_past_it(monkeypatch):
+    """Epochs of 50, 60 and 55 s against a 3-minute budget: after the third (165 s) another 60 s would end at
+    225 s, so it stops there; after the second (110 s) another would end at 170 s, within it."""
+    import movielens.sequential as sequential
+
+    clock = iter([0.0, 50.0, 110.0, 165.0])
+    monkeypatch.setattr(sequential.time, "perf_counter", lambda: next(clock))
+    budget = sequential.TimeBudget(3.0)
+    budget.set_model(tf.keras.Sequential())
+    stopped = []
+    for epoch in range(3):
+        budget.on_epoch_end(epoch)
+        stopped.append(budget.model.stop_training)
+    assert stopped == [False, False, True]

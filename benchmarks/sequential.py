@@ -10,7 +10,8 @@ as a miss. The sampled-100 figures (popularity-sampled negatives) are only for c
 with published sampled numbers. Hyperparameters are chosen on validation NDCG@10 only
 (each run records its validation curve); test figures are reported once per setting.
 Training stops by early stopping on validation NDCG@10 (best weights kept) or after the
-epoch that crosses `time_budget_minutes` of this run. Seconds are wall-clock on this
+epoch after which another would end past `time_budget_minutes` of this run (before commit
+b2df60f: after the epoch that crossed it). Seconds are wall-clock on this
 shared 2-core machine; `load` records os.getloadavg() at the start, the end and the mean
 of the per-epoch 1-minute load while training (other agents' jobs share the cores).
 

@@ -91,7 +91,7 @@ class SequentialTrainingConfig(Config):
     plateau_factor: float = 1.0
     plateau_patience: int = 3
     window_stride: int = 0        # items between training windows of long histories; 0 -> max_len
-    time_budget_minutes: float = 0.0  # stop after the epoch that exceeds this (this run's time); 0 -> no limit
+    time_budget_minutes: float = 0.0  # stop before an epoch would end past this (this run's time); 0: no limit
 
     def __post_init__(self):
         if self.batch_size < 1 or self.epochs < 1 or self.evaluate_every < 1 or self.learning_rate <= 0:

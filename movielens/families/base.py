@@ -234,14 +234,21 @@ def train_or_load(family: Family, config: Config, context: Context, *, retrain: 
                                    f"(it would train now); run without --no_train to train it")
     say(f"[{family.label(config)}] not in saved_models/: training it -> {model_dir.path}", flush=True)
     model_dir.start(retrain)
+    # `retrain` reaches fit as a run option, so that a model made of other cached models (an ensemble's
+    # members) retrains them too; set on this context (not a copy, which would lose what it computed once,
+    # e.g. the training histories) for the length of the fit only.
+    outer = context.options.get("retrain")
+    context.options["retrain"] = retrain
     try:
-        # `retrain` reaches fit as a run option: a model made of other cached models (an ensemble's members)
-        # retrains them too.
-        fitted = family.fit(config, dataclasses.replace(context, options={**context.options, "retrain": retrain}),
-                            model_dir)
+        fitted = family.fit(config, context, model_dir)
     except TrainingDivergedError:
         model_dir.discard()  # a diverged model is never kept, resumed or reported
         raise
+    finally:
+        if outer is None:
+            context.options.pop("retrain")
+        else:
+            context.options["retrain"] = outer
     family.save(fitted.state, model_dir)
     model_dir.finish(fitted.history, fitted.metrics)
     return TrainedModel(family, config, fitted.state, fitted.history, fitted.metrics, model_dir, False, context)

@@ -15,7 +15,7 @@ b2df60f: after the epoch that crossed it). Seconds are wall-clock on this
 shared 2-core machine; `load` records os.getloadavg() at the start, the end and the mean
 of the per-epoch 1-minute load while training (other agents' jobs share the cores).
 
-Beside every run, popularity and EASE (family defaults; EASE's lambda chosen on validation) are
+Beside every run, popularity, item-KNN and EASE (family defaults, chosen on validation) are
 trained on the same split and ranked for the same test users with the leaderboard protocol
 (`same_split_baselines`): their HR@10 / NDCG@10 with 95% per-user bootstrap intervals, the model's
 NDCG@10 over EASE's and a paired bootstrap of model - 1.3 x EASE (per-user NDCG@10), the ML-100K
@@ -56,7 +56,7 @@ TARGETS = {
     "1m-half": {"hr@10": 0.30, "ndcg@10": 0.17, "minutes": 30.0},
     "100k": {RATIO: 1.3},
 }
-BASELINES = ("popularity", "ease")
+BASELINES = ("popularity", "item_knn", "ease")
 ANCHORS = {
     "gSASRec, Petrov & Macdonald RecSys 2023 (full ML-1M)": {"hr@10": 0.300, "ndcg@10": 0.173},
     "BERT4Rec, Petrov & Macdonald RecSys 2022 replication (full ML-1M)": {"hr@10": 0.282, "ndcg@10": 0.152},
@@ -88,7 +88,7 @@ def _progress_callback(name: str, loads: list):
 
 
 def same_split_baselines(data, split, network, ratio: float = 1.3) -> dict:
-    """Popularity and EASE (family defaults, lambda chosen on validation) on the same split and test users,
+    """Popularity, item-KNN and EASE (family defaults, chosen on validation) on the same split and test users,
     through the leaderboard protocol (`movielens.protocol`), beside the sequential model ranked the same
     way: each one's test HR@10 / NDCG@10 with 95% per-user bootstrap intervals, and for EASE the NDCG@10
     ratio and a paired bootstrap of model - `ratio` x EASE (per-user NDCG@10: above 0 = the target met with
@@ -98,19 +98,16 @@ def same_split_baselines(data, split, network, ratio: float = 1.3) -> dict:
     from movielens.families.base import Context, train_or_load
     from movielens.families.sequential import scorer_of
 
-    task = protocol.evaluation_task(split, "test")
-    rankings = {"model": protocol.rank(scorer_of(network), task)}
+    task, context = protocol.evaluation_task(split, "test"), Context(data, split, 0)
+    scorers = {"model": scorer_of(network)}
     for name in BASELINES:
         family = get_family(name)
-        rankings[name] = protocol.rank(train_or_load(family, family.default_config(), Context(data, split, 0))
-                                       .scorer(), task)
-    out = {}
-    for name, ranking in rankings.items():
-        out[name] = {}
-        for metric in ("hr@10", "ndcg@10"):
-            values = ranking.per_user[metric]
-            out[name][metric] = float(values.mean())
-            out[name][f"{metric}_low"], out[name][f"{metric}_high"] = protocol.bootstrap(values)
+        scorers[name] = train_or_load(family, family.default_config(), context).scorer()
+    out, rankings = {}, {}
+    for name, scorer in scorers.items():
+        metrics, rankings[name] = protocol.evaluate(scorer, task, context.item_counts)
+        out[name] = {k: metrics[k] for k in ("hr@10", "hr@10_low", "hr@10_high", "ndcg@10", "ndcg@10_low",
+                                             "ndcg@10_high")}
     model, ease = rankings["model"].per_user["ndcg@10"], rankings["ease"].per_user["ndcg@10"]
     out[RATIO] = float(model.mean() / ease.mean()) if ease.mean() > 0 else float("inf")
     out[f"model - {ratio} x EASE (paired, ndcg@10)"] = protocol.paired_difference(model, ratio * ease)
@@ -136,6 +133,7 @@ def run_one(dataset: str, shared: Path, model_overrides: dict, training_override
                                members=members, member_hidden_dims=member_hidden_dims)
     wall = time.perf_counter() - started
     metrics = trained.metrics
+    members = len(metrics.get("members", [metrics]))
     first = metrics["members"][0] if members > 1 else metrics
     model = f"SASRec ({trained.config.loss})" + (f", ensemble of {members} seeds" if members > 1 else "") + (
         f", hidden {' + '.join(map(str, member_hidden_dims))}" if member_hidden_dims else "")
@@ -184,6 +182,10 @@ def ensemble_timings(history: dict, metrics: dict) -> dict:
     }
 
 
+def _minutes(seconds) -> str:
+    return "" if seconds is None else f"{seconds / 60:.1f}"
+
+
 def bert4rec_rows() -> list[dict]:
     if not BERT4REC_RESULTS.is_file():
         return []
@@ -203,15 +205,16 @@ def table(results: dict) -> str:
             f"| {entry['model']} | {entry['dataset']} | {full.get('hr@10', float('nan')):.4f} "
             f"| {full.get('ndcg@10', float('nan')):.4f} | {entry.get('best_val_ndcg@10') or float('nan'):.4f} "
             f"| {entry['epochs_run']} ({entry['best_epoch']}) | {entry['seconds_per_epoch'] or float('nan'):.1f} "
-            f"| {entry['train_seconds'] / 60:.1f} | {(entry['time_to_best_seconds'] or 0) / 60:.1f} "
+            f"| {entry['train_seconds'] / 60:.1f} | {_minutes(entry['time_to_best_seconds'])} "
             f"| {'' if load is None else f'{load:.1f}'} |")
     lines.append(f"\ntargets: {TARGETS}")
     for key, entry in results["runs"].items():
         base = entry.get("same_split_baselines")
         if base:
             paired = base[next(k for k in base if k.startswith("model - "))]
+            item_knn = f", item-KNN {base['item_knn']['ndcg@10']:.4f}" if "item_knn" in base else ""
             lines.append(f"{key}: same split, test NDCG@10: model {base['model']['ndcg@10']:.4f}, popularity "
-                         f"{base['popularity']['ndcg@10']:.4f}, EASE {base['ease']['ndcg@10']:.4f} "
+                         f"{base['popularity']['ndcg@10']:.4f}{item_knn}, EASE {base['ease']['ndcg@10']:.4f} "
                          f"[{base['ease']['ndcg@10_low']:.4f}, {base['ease']['ndcg@10_high']:.4f}]; model / EASE "
                          f"{base[RATIO]:.3f}; model - 1.3 x EASE {paired['difference']:+.4f} "
                          f"[{paired['low']:+.4f}, {paired['high']:+.4f}]")
@@ -251,10 +254,12 @@ def main(argv=None) -> int:
     for dataset in args.datasets:
         loss = model_overrides.get("loss", "ce")
         dims = tuple(args.member_hidden_dims)
-        members = len(dims) if dims and args.members == 1 else args.members
-        ensemble = f"-h{'+'.join(map(str, dims))}" if dims else (f"x{members}" if members > 1 else "")
+        ensemble = f"-h{'+'.join(map(str, dims))}" if dims else (f"x{args.members}" if args.members > 1 else "")
         name = "-".join(p for p in (f"sasrec_{loss}{ensemble}", dataset, args.tag) if p)
-        entry = run_one(dataset, shared, model_overrides, training_overrides, args.retrain, name, members, dims)
+        entry = run_one(dataset, shared, model_overrides, training_overrides, args.retrain, name, args.members, dims)
+        if entry["from_cache"] and name in results["runs"]:
+            # Loaded, not trained: the machine load while it trained is the one recorded when it did.
+            entry["load"] = results["runs"][name]["load"]
         # Re-read before writing: another invocation may have added runs meanwhile (trials run side by side).
         if RESULTS.is_file():
             results["runs"] = {**read_json(RESULTS).get("runs", {}), **results["runs"]}

@@ -304,18 +304,16 @@ def fit_sequential(data: MovieLensData, split: Split, config: Bert4RecConfig | S
     metrics: dict[str, float] = {"n_items": n_items, "n_windows": n_windows, "n_users": len(sequences),
                                  "epochs_run": len(history.get("epoch", [])), "best_epoch": history.get("best_epoch")}
     if tasks:
-        metrics.update(leave_last_out_test_metrics(network, split, seed, tasks[1]))
+        popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
+        metrics.update(leave_last_out_test_metrics(network, tasks[1], popularity, seed))
     return network, history, metrics
 
 
-def leave_last_out_test_metrics(network, split: Split, seed: int = 42, task: NextItemTask | None = None) -> dict:
-    """The sequential protocol's test figures of `network` (a model or an ensemble) on a leave-last-out split:
-    full ranking (test_*), the sampled-100 figures (test_sampled100_*), unknown targets and users."""
-    task = task or leave_last_out_tasks(split)[1]
-    n_items = len(split.vocabulary.movie_ids)
+def leave_last_out_test_metrics(network, task: NextItemTask, popularity: np.ndarray, seed: int = 42) -> dict:
+    """The sequential protocol's test figures of `network` (a model or an ensemble) on the test task of a
+    leave-last-out split: full ranking (test_*), the sampled-100 figures (test_sampled100_*, negatives drawn
+    by `popularity`, float [n_items] training interactions per item column), unknown targets and users."""
     metrics = next_item_metrics(network, task, "test_")
-    sequences = build_sequences(split.train, split.vocabulary)
-    popularity = np.bincount(np.concatenate(sequences.items), minlength=n_items + 1)[1:].astype(np.float64)
     try:
         metrics.update(sampled_metrics(network, task, popularity, "test_", seed=seed))
     except ValueError as error:  # a catalogue too small for 100 negatives (tiny synthetic data)

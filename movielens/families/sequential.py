@@ -47,6 +47,8 @@ class SequentialConfig(Config):
         if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
             raise ValueError(f"invalid SequentialConfig (members must be an integer >= 1, got {self.members!r})")
         dims = self.member_hidden_dims
+        if dims and self.members == 1:  # the widths alone say how many members there are
+            object.__setattr__(self, "members", len(dims))
         if dims and (len(dims) != self.members or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
                                                       for d in dims)):
             raise ValueError(f"invalid SequentialConfig (member_hidden_dims needs one integer >= 1 per member, "
@@ -196,11 +198,9 @@ class Sequential(Family):
         from movielens.cli import config_from_flags
 
         default = self.default_config()
-        dims = tuple(getattr(args, "member_hidden_dims", None) or ())
-        members = getattr(args, "members", 1)
         return [SequentialConfig(config_from_flags(args, default.model), config_from_flags(args, default.training),
-                                 seed=args.seed, members=len(dims) if dims and members == 1 else members,
-                                 member_hidden_dims=dims)]
+                                 seed=args.seed, members=getattr(args, "members", 1),
+                                 member_hidden_dims=tuple(getattr(args, "member_hidden_dims", None) or ()))]
 
     def fit(self, config: SequentialConfig, context: Context, model_dir) -> Fitted:
         if config.members > 1:
@@ -240,7 +240,7 @@ class Sequential(Family):
         if context.split.name == "leave_last_out":
             validation, test = sequential.leave_last_out_tasks(context.split)
             metrics.update(sequential.next_item_metrics(ensemble, validation, "val_"))
-            metrics.update(sequential.leave_last_out_test_metrics(ensemble, context.split, config.seed, test))
+            metrics.update(sequential.leave_last_out_test_metrics(ensemble, test, context.item_counts, config.seed))
         return Fitted(ensemble, history, metrics)
 
     def save(self, state, model_dir) -> None:

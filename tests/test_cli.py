@@ -70,7 +70,8 @@ def test_one_flag_name_per_concept(family, capsys):
 def test_bad_numbers_fail_before_any_data_is_read(tmp_path, capsys):
     for flags in (["--model", "cf", "--learning_rate", "nan"], ["--model", "cf", "--learning_rate", "inf"],
                   ["--model", "cf", "--num_epochs", "0"], ["--model", "ease", "--l2_grid", "-1"],
-                  ["--model", "sasrec", "--members", "0"]):
+                  ["--model", "sasrec", "--members", "0"], ["--model", "sasrec", "--member_embedding_sizes", "0"],
+                  ["--model", "sasrec", "--members", "3", "--member_embedding_sizes", "64", "128"]):
         code = None
         try:
             code = run.main([*flags, "--data_dir", str(tmp_path / "does-not-exist")])

@@ -51,8 +51,8 @@ class SequentialConfig(Config):
             object.__setattr__(self, "members", len(dims))
         if dims and (len(dims) != self.members or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
                                                       for d in dims)):
-            raise ValueError(f"invalid SequentialConfig (member_hidden_dims needs one integer >= 1 per member, "
-                             f"{self.members} members): {dims!r}")
+            raise ValueError(f"invalid SequentialConfig (member_hidden_dims needs one integer >= 1 per member; "
+                             f"members = {self.members}): {dims!r}")
         for dim in dims:
             self.model.replace(hidden_dim=dim)  # the architecture's own checks (heads must divide it)
 

@@ -22,7 +22,9 @@ NDCG@10 over EASE's and a paired bootstrap of model - 1.3 x EASE (per-user NDCG@
 target. `--members N` trains an ensemble of N SASRecs (seeds 42, 43, ...; the sum of their logits,
 `movielens.models.sequential_ensemble`) that share the time budget (`--member_embedding_sizes 64 128`:
 one hidden size per member); its train seconds are the members' added up, its validation NDCG@10 the
-ensemble's own.
+ensemble's own. `--split_validation_users N` is the gSASRec / aprec protocol (the published 0.300 on ML-1M):
+only N users (seed 42) validate on their second-to-last movie, every other user trains on it; the test
+movie and test users are the same, and the baselines train on the same enlarged training part.
 
 Writes benchmarks/results/sequential.json (runs keyed "<model>-<dataset>[-<tag>]") and
 prints a markdown table with BERT4Rec's figures from benchmarks/results/bert4rec.json.
@@ -30,6 +32,7 @@ prints a markdown table with BERT4Rec's figures from benchmarks/results/bert4rec
     nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 100k --time_budget_minutes 10
     nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 1m-half --time_budget_minutes 30
     nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 1m-half --member_embedding_sizes 64 128 --retrain
+    nice -n 5 .venv/bin/python -m benchmarks.sequential --datasets 1m-half --split_validation_users 1000
 """
 
 from __future__ import annotations
@@ -116,14 +119,14 @@ def same_split_baselines(data, split, network, ratio: float = 1.3) -> dict:
 
 
 def run_one(dataset: str, shared: Path, model_overrides: dict, training_overrides: dict, retrain: bool,
-            name: str, members: int = 1, member_hidden_dims: tuple[int, ...] = ()) -> dict:
+            name: str, members: int = 1, member_hidden_dims: tuple[int, ...] = (), validation_users: int = 0) -> dict:
     from movielens.data import load_movielens, make_split
     from movielens.models.sasrec import SasRecConfig
     from movielens.sequential import SasRecTrainingConfig, train_sequential
 
     variant, folder, label = DATASETS[dataset]
     data = load_movielens(variant, data_dir=shared / folder, source="local")
-    split = make_split(data, "leave_last_out")
+    split = make_split(data, "leave_last_out", seed=42, validation_users=validation_users)
     training = SasRecTrainingConfig(**training_overrides)
     loads: list[float] = []
     load_start = os.getloadavg()
@@ -138,7 +141,8 @@ def run_one(dataset: str, shared: Path, model_overrides: dict, training_override
     model = f"SASRec ({trained.config.loss})" + (f", ensemble of {members} seeds" if members > 1 else "") + (
         f", hidden {' + '.join(map(str, member_hidden_dims))}" if member_hidden_dims else "")
     entry = {
-        "model": model, "dataset": label, "split": "leave_last_out", "members": members,
+        "model": model, "dataset": label, "split": "leave_last_out", "split_description": split.describe(),
+        "split_validation_users": split.validation_users, "members": members,
         "member_hidden_dims": list(member_hidden_dims),
         "protocol": "full ranking of the test (last) movie, input history excluded",
         "users": metrics.get("test_users"), "items": first.get("n_items"),
@@ -201,8 +205,10 @@ def table(results: dict) -> str:
     for entry in [*results["runs"].values(), *bert4rec_rows()]:
         full = entry["full_ranking"]
         load = (entry.get("load") or {}).get("mean_1min_during_training")
+        validating = entry.get("split_validation_users")
+        data = entry["dataset"] + (f", {validating:,} validation users" if validating else "")
         lines.append(
-            f"| {entry['model']} | {entry['dataset']} | {full.get('hr@10', float('nan')):.4f} "
+            f"| {entry['model']} | {data} | {full.get('hr@10', float('nan')):.4f} "
             f"| {full.get('ndcg@10', float('nan')):.4f} | {entry.get('best_val_ndcg@10') or float('nan'):.4f} "
             f"| {entry['epochs_run']} ({entry['best_epoch']}) | {entry['seconds_per_epoch'] or float('nan'):.1f} "
             f"| {entry['train_seconds'] / 60:.1f} | {_minutes(entry['time_to_best_seconds'])} "
@@ -233,6 +239,8 @@ def main(argv=None) -> int:
                         help="an ensemble of this many SASRecs (seeds 42, 43, ...) sharing the time budget")
     parser.add_argument("--member_embedding_sizes", "--member_hidden_dims", dest="member_hidden_dims", type=int,
                         nargs="+", default=(), help="each member's hidden size (sets --members to their number)")
+    parser.add_argument("--split_validation_users", type=int, default=0, metavar="N",
+                        help="only N users validate; the others train on their second-to-last movie (gSASRec)")
     for flag in (*MODEL_FLAGS, *TRAINING_FLAGS):
         floats = ("dropout", "gbce_t", "learning_rate", "plateau_factor")
         kind = str if flag == "loss" else (float if flag in floats else int)
@@ -255,8 +263,10 @@ def main(argv=None) -> int:
         loss = model_overrides.get("loss", "ce")
         dims = tuple(args.member_hidden_dims)
         ensemble = f"-h{'+'.join(map(str, dims))}" if dims else (f"x{args.members}" if args.members > 1 else "")
-        name = "-".join(p for p in (f"sasrec_{loss}{ensemble}", dataset, args.tag) if p)
-        entry = run_one(dataset, shared, model_overrides, training_overrides, args.retrain, name, args.members, dims)
+        validating = f"val{args.split_validation_users}" if args.split_validation_users else ""
+        name = "-".join(p for p in (f"sasrec_{loss}{ensemble}", dataset, validating, args.tag) if p)
+        entry = run_one(dataset, shared, model_overrides, training_overrides, args.retrain, name, args.members, dims,
+                        args.split_validation_users)
         if entry["from_cache"] and name in results["runs"]:
             # Loaded, not trained: the machine load while it trained is the one recorded when it did.
             entry["load"] = results["runs"][name]["load"]

@@ -192,6 +192,11 @@ def check_data_flags(args: argparse.Namespace) -> None:
     """Flag combinations that cannot work, before anything is loaded."""
     if args.split_fractions and any(not math.isfinite(f) for f in args.split_fractions):
         raise ValueError(f"--split_fractions must be finite numbers, got {args.split_fractions}")
+    if args.split_validation_users < 0:
+        raise ValueError(f"--split_validation_users must be >= 0 (0 = every user validates), "
+                         f"got {args.split_validation_users}")
+    if args.split_validation_users and (args.split != "leave_last_out" or args.fold):
+        raise ValueError("--split_validation_users applies to --split leave_last_out only")
     if args.fold and args.dataset != "100k":
         raise ValueError("--fold is ML-100K's canonical u1..u5 split; use --dataset 100k")
 
@@ -211,4 +216,4 @@ def load_data_and_split(args: argparse.Namespace, default_fractions) -> tuple:
         return data, rating_data.fold_split(data, rating_data.fold_folder(args.data_dir), args.fold)
     if args.split == "random" and not args.split_fractions:
         args.split_fractions = list(default_fractions)
-    return data, make_split(data, args.split, args.split_fractions, args.seed)
+    return data, make_split(data, args.split, args.split_fractions, args.seed, args.split_validation_users)

@@ -20,6 +20,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str = "ra
     group.add_argument("--split", default=default_split, choices=splits.SPLITS, help="how to hold out evaluation data")
     group.add_argument("--split_fractions", type=float, nargs="+", default=None,
                        help="train [validation] test fractions (random/temporal splits)")
+    group.add_argument("--split_validation_users", type=int, default=0, metavar="N",
+                       help="leave_last_out only: N users (drawn with --seed) validate on their second-to-last "
+                            "rating, every other user trains on it (the gSASRec protocol); 0 = every user validates")
     group.add_argument("--seed", type=int, default=42, help="seed for the split and the model")
 
 
@@ -30,4 +33,4 @@ def load_data(args: argparse.Namespace) -> MovieLensData:
 
 def load_split(args: argparse.Namespace) -> tuple[MovieLensData, splits.Split]:
     data = load_data(args)
-    return data, splits.make_split(data, args.split, args.split_fractions, args.seed)
+    return data, splits.make_split(data, args.split, args.split_fractions, args.seed, args.split_validation_users)

@@ -8,6 +8,10 @@
   evaluation rating.
 - `leave_last_out`: per user, ordered by time: test = last, validation =
   second-to-last, train = the rest (users with fewer than 3 ratings stay in train).
+  `validation_users` N > 0 is the gSASRec / aprec protocol (Petrov & Macdonald, RecSys 2022 and 2023):
+  only N users, a seeded draw, hold out their second-to-last rating for validation; every other user's
+  goes to train, so the models learn from each user's most recent step before the test one. The test
+  part is the same; validation is on fewer users.
 """
 
 from __future__ import annotations
@@ -72,9 +76,13 @@ class Split:
     test: pd.DataFrame
     vocabulary: Vocabulary
     validation_is_test: bool = False
+    validation_users: int = 0  # leave_last_out: N users validate, the others train on that rating; 0 = all
 
     def describe(self) -> str:
         note = " (validation = test, tutorial protocol)" if self.validation_is_test else ""
+        if self.validation_users:
+            note = (f" (validation on {self.validation_users:,} sampled users; every other user's second-to-last "
+                    f"rating in train)")
         return (f"{self.name} split: train {len(self.train):,}, validation {len(self.validation):,}, "
                 f"test {len(self.test):,}{note}")
 
@@ -139,11 +147,16 @@ def temporal_split(data: MovieLensData, fractions=(0.8, 0.1, 0.1)) -> Split:
     return _make("temporal", data.ratings, train, val, timestamps >= bounds[1])
 
 
-def leave_last_out_split(data: MovieLensData) -> Split:
+def leave_last_out_split(data: MovieLensData, validation_users: int = 0, seed: int = 42) -> Split:
     """Per user: test = the latest rating, validation = the one before, train = the rest.
 
-    Ties in timestamp keep file order, so the result is deterministic.
+    Ties in timestamp keep file order, so the result is deterministic. `validation_users` N > 0: only N
+    users drawn with `seed` (among those with a validation rating) keep it as validation; the others' goes to
+    train (see the module docstring). N at least the number of such users is the plain split.
     """
+    if isinstance(validation_users, bool) or not isinstance(validation_users, (int, np.integer)) \
+            or validation_users < 0:
+        raise ValueError(f"validation_users must be an integer >= 0 (0 = every user), got {validation_users!r}")
     ratings = data.ratings
     users = ratings["user_id"]
     # Categorical codes sort as the ids' text (canonical categories): integers, not strings, are compared.
@@ -158,11 +171,29 @@ def leave_last_out_split(data: MovieLensData) -> Split:
     eligible = np.repeat(sizes >= 3, sizes)
     rank_from_end = np.empty(len(ratings), dtype=np.int64)
     rank_from_end[order] = np.where(eligible, from_end, 2)
-    return _make("leave_last_out", ratings, rank_from_end >= 2, rank_from_end == 1, rank_from_end == 0)
+    train, validation = rank_from_end >= 2, rank_from_end == 1
+    n_eligible = int((sizes >= 3).sum())
+    if 0 < validation_users < n_eligible:
+        # Users in code order (sorted ids), so the draw depends on the seed and the data only.
+        validating = np.zeros(len(sizes), dtype=bool)
+        validating[np.random.default_rng(seed).choice(np.flatnonzero(sizes >= 3), validation_users,
+                                                      replace=False)] = True
+        user_of_row = np.empty(len(ratings), dtype=np.int64)
+        user_of_row[order] = np.repeat(np.arange(len(sizes)), sizes)
+        moved = validation & ~validating[user_of_row]
+        train, validation = train | moved, validation & ~moved
+    else:
+        validation_users = 0
+    split = _make("leave_last_out", ratings, train, validation, rank_from_end == 0)
+    split.validation_users = int(validation_users)
+    return split
 
 
-def make_split(data: MovieLensData, name: str, fractions=None, seed: int = 42) -> Split:
-    """Dispatches on the split name (the `--split` flag)."""
+def make_split(data: MovieLensData, name: str, fractions=None, seed: int = 42, validation_users: int = 0) -> Split:
+    """Dispatches on the split name (the `--split` flag); `validation_users` (`--split_validation_users`) is
+    leave_last_out's only (see `leave_last_out_split`)."""
+    if validation_users and name != "leave_last_out":
+        raise ValueError(f"--split_validation_users applies to the leave_last_out split only, not {name!r}")
     if name == "random":
         return random_split(data, fractions or (0.8, 0.2), seed)
     if name == "temporal":
@@ -170,5 +201,5 @@ def make_split(data: MovieLensData, name: str, fractions=None, seed: int = 42) -
     if name == "leave_last_out":
         if fractions:
             raise ValueError("leave_last_out takes no fractions")
-        return leave_last_out_split(data)
+        return leave_last_out_split(data, validation_users, seed)
     raise ValueError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")

@@ -43,6 +43,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 import movielens  # noqa: F401  (environment first)
 from benchmarks.bert4rec import DATASETS, timings
 from benchmarks.common import machine
@@ -170,6 +172,43 @@ def run_one(dataset: str, shared: Path, model_overrides: dict, training_override
     return entry
 
 
+def paired_runs(results: dict, key_a: str, key_b: str, shared: Path) -> dict:
+    """Paired bootstrap (per-user test HR@10 and NDCG@10, the leaderboard protocol) of two recorded runs on one
+    data set, both loaded from saved_models/ (never trained here): e.g. one configuration under the two
+    validation protocols. Both splits have the same test part, and the same input before it (training plus
+    validation movies); the test users are checked to match."""
+    from movielens import protocol
+    from movielens.data import load_movielens, make_split
+    from movielens.families import get_family
+    from movielens.families.base import Context, train_or_load
+    from movielens.families.sequential import SequentialConfig, scorer_of
+    from movielens.models.sasrec import SasRecConfig
+    from movielens.sequential import SasRecTrainingConfig
+
+    per_user, users, datasets = {}, {}, set()
+    for key in (key_a, key_b):
+        if key not in results.get("runs", {}):
+            raise KeyError(f"no run {key!r} in {RESULTS}; recorded: {', '.join(results.get('runs', {}))}")
+        entry = results["runs"][key]
+        dataset = next(name for name, (_, _, label) in DATASETS.items() if label == entry["dataset"])
+        datasets.add(dataset)
+        variant, folder, _ = DATASETS[dataset]
+        data = load_movielens(variant, data_dir=shared / folder, source="local")
+        split = make_split(data, "leave_last_out", seed=42, validation_users=entry.get("split_validation_users", 0))
+        wanted = SequentialConfig(SasRecConfig(**entry["model_overrides"]),
+                                  SasRecTrainingConfig(**entry["training_config"]), 42, entry["members"],
+                                  tuple(entry["member_hidden_dims"]))
+        trained = train_or_load(get_family("sasrec"), wanted, Context(data, split, 0), no_train=True)
+        task = protocol.evaluation_task(split, "test")
+        ranking = protocol.rank(scorer_of(trained.state), task)
+        per_user[key], users[key] = ranking.per_user, task.histories.user_ids
+    if len(datasets) != 1 or not np.array_equal(users[key_a], users[key_b]):
+        raise ValueError(f"{key_a} and {key_b} are not on the same data set and test users")
+    return {metric: {"a": float(per_user[key_a][metric].mean()), "b": float(per_user[key_b][metric].mean()),
+                     "a - b": protocol.paired_difference(per_user[key_a][metric], per_user[key_b][metric])}
+            for metric in ("hr@10", "ndcg@10")}
+
+
 def ensemble_timings(history: dict, metrics: dict) -> dict:
     """An ensemble's figures for the table: its members' epochs and seconds added up, its own validation NDCG@10
     (the sum of logits, on the validation movie), and each member's timings."""
@@ -224,6 +263,10 @@ def table(results: dict) -> str:
                          f"[{base['ease']['ndcg@10_low']:.4f}, {base['ease']['ndcg@10_high']:.4f}]; model / EASE "
                          f"{base[RATIO]:.3f}; model - 1.3 x EASE {paired['difference']:+.4f} "
                          f"[{paired['low']:+.4f}, {paired['high']:+.4f}]")
+    for pair, metrics in results.get("paired", {}).items():
+        lines.append(f"{pair}, paired over the same test users: " + "; ".join(
+            f"{metric} {m['a']:.4f} - {m['b']:.4f} = {m['a - b']['difference']:+.4f} [{m['a - b']['low']:+.4f}, "
+            f"{m['a - b']['high']:+.4f}] p={m['a - b']['p_value']:.3f}" for metric, m in metrics.items()))
     for name, figures in ANCHORS.items():
         lines.append(f"Published: {name}: {figures}")
     return "\n".join(lines)
@@ -241,6 +284,9 @@ def main(argv=None) -> int:
                         nargs="+", default=(), help="each member's hidden size (sets --members to their number)")
     parser.add_argument("--split_validation_users", type=int, default=0, metavar="N",
                         help="only N users validate; the others train on their second-to-last movie (gSASRec)")
+    parser.add_argument("--paired", nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="instead of training: a paired bootstrap of two recorded runs (keys of the results), "
+                             "both loaded from saved_models/")
     for flag in (*MODEL_FLAGS, *TRAINING_FLAGS):
         floats = ("dropout", "gbce_t", "learning_rate", "plateau_factor")
         kind = str if flag == "loss" else (float if flag in floats else int)
@@ -259,6 +305,12 @@ def main(argv=None) -> int:
                     "machine": machine()})
     results.pop("ease_100k", None)  # the issue's figure, replaced by EASE measured on the same split
     results.setdefault("runs", {})
+    if args.paired:
+        key_a, key_b = args.paired
+        results.setdefault("paired", {})[f"{key_a} vs {key_b}"] = paired_runs(results, key_a, key_b, shared)
+        atomic_write_json(RESULTS, results)
+        print(table(results))
+        return 0
     for dataset in args.datasets:
         loss = model_overrides.get("loss", "ce")
         dims = tuple(args.member_hidden_dims)

@@ -71,7 +71,10 @@ def test_bad_numbers_fail_before_any_data_is_read(tmp_path, capsys):
     for flags in (["--model", "cf", "--learning_rate", "nan"], ["--model", "cf", "--learning_rate", "inf"],
                   ["--model", "cf", "--num_epochs", "0"], ["--model", "ease", "--l2_grid", "-1"],
                   ["--model", "sasrec", "--members", "0"], ["--model", "sasrec", "--member_embedding_sizes", "0"],
-                  ["--model", "sasrec", "--members", "3", "--member_embedding_sizes", "64", "128"]):
+                  ["--model", "sasrec", "--members", "3", "--member_embedding_sizes", "64", "128"],
+                  ["--model", "sasrec", "--split", "random", "--split_validation_users", "10"],
+                  ["--model", "sasrec", "--split", "leave_last_out", "--split_validation_users", "-1"],
+                  ["--model", "sasrec", "--split", "leave_last_out", "--split_validation_users", "nan"]):
         code = None
         try:
             code = run.main([*flags, "--data_dir", str(tmp_path / "does-not-exist")])
@@ -109,6 +112,19 @@ def test_run_trains_an_ensemble_of_seeds(planted_files, tmp_path, monkeypatch, c
                      *_data_flags(folder), "--split", "leave_last_out", "--baselines", "popularity", "--no_plots"]) == 0
     out = capsys.readouterr().out
     assert "| sasrec[hidden 32+16] |" in out and out.count("[sasrec] not in saved_models/: training it") == 1, out
+
+
+def test_run_with_the_gsasrec_validation_protocol(planted_files, tmp_path, monkeypatch, capsys):
+    """--split_validation_users 20: 20 users validate, the others' second-to-last movie is trained on; the model
+    and its baselines train on that split, and the report says so."""
+    monkeypatch.setenv("MOVIELENS_REPORTS_DIR", str(tmp_path / "reports"))
+    _, _, folder = planted_files
+    assert run.main(["--model", "sasrec", *FAST_FLAGS["sasrec"], *_data_flags(folder), "--split", "leave_last_out",
+                     "--split_validation_users", "20", "--baselines", "popularity", "--no_plots"]) == 0
+    out = capsys.readouterr().out
+    assert "validation on 20 sampled users" in out and "| sasrec |" in out, out
+    report = next((tmp_path / "reports").iterdir())
+    assert "validation on 20 sampled users" in (report / "results.json").read_text()
 
 
 def test_compare_writes_a_report_named_after_what_it_compared(planted_files, tmp_path, monkeypatch, capsys):

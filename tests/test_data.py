@@ -358,6 +358,35 @@ def test_leave_last_out_picks_the_last_two_by_time():
     assert not split.validation_is_test
 
 
+def test_leave_last_out_with_validation_users_moves_the_others_validation_to_train(synthetic):
+    """--split_validation_users N (gSASRec's protocol): N seeded users validate; every other user's
+    second-to-last rating is trained on; the test part is the plain split's."""
+    data, _ = synthetic
+    plain = leave_last_out_split(data)
+    split = leave_last_out_split(data, validation_users=10, seed=3)
+    assert split.validation_users == 10 and "validation on 10 sampled users" in split.describe()
+    assert split.validation["user_id"].nunique() == len(split.validation) == 10
+
+    def pairs(frame):
+        return sorted(zip(frame["user_id"].astype(str), frame["movie_id"].astype(str), frame["timestamp"]))
+
+    assert pairs(split.test) == pairs(plain.test)
+    assert set(pairs(split.validation)) <= set(pairs(plain.validation))
+    moved = set(pairs(plain.validation)) - set(pairs(split.validation))
+    assert len(moved) == len(plain.validation) - 10 and moved <= set(pairs(split.train))
+    assert len(split.train) == len(plain.train) + len(moved)
+    # The draw is the seed's: the same again, another with another seed; N >= the users is the plain split.
+    assert pairs(leave_last_out_split(data, 10, seed=3).validation) == pairs(split.validation)
+    assert pairs(leave_last_out_split(data, 10, seed=4).validation) != pairs(split.validation)
+    everyone = make_split(data, "leave_last_out", validation_users=10_000)
+    assert everyone.validation_users == 0 and pairs(everyone.validation) == pairs(plain.validation)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="validation_users"):
+            leave_last_out_split(data, validation_users=bad)
+    with pytest.raises(ValueError, match="leave_last_out split only"):
+        make_split(data, "random", (0.8, 0.1, 0.1), validation_users=10)
+
+
 def test_split_arguments_are_checked(synthetic):
     data, _ = synthetic
     with pytest.raises(ValueError, match="valid splits"):

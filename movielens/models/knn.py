@@ -10,9 +10,11 @@ positions of each other in their time-ordered training history (both directions)
 where p_j is candidate j's share of the training pairs (the logQ sampling-probability correction, Yi et
 al. RecSys 2019): the in-batch negatives are drawn in proportion to popularity, and without the
 correction popular movies are pushed away from everything. A logit where column j is the same movie
-as row i's positive (j != i) is masked (accidental hit, `candidate_ids`). With the correction the dot
-product estimates a pointwise mutual information, log P(j | i) - log P(j), so a movie's cosine
-neighbours are the movies its raters rate unusually often, not the most popular ones.
+as row i's positive (j != i) is masked (accidental hit, `candidate_ids`). With the correction the
+in-batch softmax estimates the full softmax over all movies, so the dot product estimates
+log P(j | i) up to a per-query constant, popularity included (what a user -> movie ranking needs);
+without it, log P(j | i) - log P(j), a pointwise mutual information. (An earlier version of this note
+had the two the other way round.) A movie's neighbours are by cosine, which drops the vectors' lengths.
 
 At scale (ML-20M/25M give 10^8 and more pairs) the pairs are kept once each, as int32 (`undirected_pairs`, 8
 bytes a pair), and an epoch reads them through a bounded shuffle (`pair_batches`): blocks of `SHUFFLE_WINDOW`

@@ -6,7 +6,8 @@ training movies (BERT4Rec: masked afresh every epoch; SASRec: every position pre
 next movie), validates on the second-to-last movie
 (history = the training movies) every `evaluate_every` epochs with early stopping on
 `val_ndcg@10` (best weights kept), and is tested on the last movie (history =
-training movies + the validation movie).
+training movies + the validation movie). With `--split_validation_users N` only N users validate and the
+others' second-to-last movie is a training movie (`movielens.data.splits`); nothing here changes.
 
 Metrics:
   full ranking  - the target ranked among all n_items training movies, the input

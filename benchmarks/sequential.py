@@ -196,8 +196,8 @@ def paired_runs(results: dict, key_a: str, key_b: str, shared: Path) -> dict:
         data = load_movielens(variant, data_dir=shared / folder, source="local")
         split = make_split(data, "leave_last_out", seed=42, validation_users=entry.get("split_validation_users", 0))
         wanted = SequentialConfig(SasRecConfig(**entry["model_overrides"]),
-                                  SasRecTrainingConfig(**entry["training_config"]), 42, entry["members"],
-                                  tuple(entry["member_hidden_dims"]))
+                                  SasRecTrainingConfig(**entry["training_config"]), 42, entry.get("members", 1),
+                                  tuple(entry.get("member_hidden_dims", ())))  # runs before ensembles: one model
         trained = train_or_load(get_family("sasrec"), wanted, Context(data, split, 0), no_train=True)
         task = protocol.evaluation_task(split, "test")
         ranking = protocol.rank(scorer_of(trained.state), task)

@@ -37,6 +37,10 @@ def test_runs_under_both_protocols_and_their_paired_comparison(tmp_path, monkeyp
         assert paired[metric]["b"] == pytest.approx(runs["plain"]["full_ranking"][metric])
         assert paired[metric]["a - b"]["difference"] == pytest.approx(paired[metric]["a"] - paired[metric]["b"])
     assert "paired over the same test users" in sequential.table({**results, "paired": {"val20 vs plain": paired}})
+    # Runs recorded before ensembles existed carry no member fields: one model.
+    legacy = {k: v for k, v in runs["plain"].items() if k not in ("members", "member_hidden_dims")}
+    again = sequential.paired_runs({"runs": {**runs, "legacy": legacy}}, "legacy", "plain", tmp_path)
+    assert again["ndcg@10"]["a - b"]["difference"] == 0.0
     with pytest.raises(KeyError, match="no run 'missing'"):
         sequential.paired_runs(results, "missing", "plain", tmp_path)
     # A recorded run whose model is not in saved_models/ is an error, never a silent retraining.

@@ -185,15 +185,17 @@ def paired_runs(results: dict, key_a: str, key_b: str, shared: Path) -> dict:
     from movielens.models.sasrec import SasRecConfig
     from movielens.sequential import SasRecTrainingConfig
 
-    per_user, users, datasets = {}, {}, set()
     for key in (key_a, key_b):
         if key not in results.get("runs", {}):
             raise KeyError(f"no run {key!r} in {RESULTS}; recorded: {', '.join(results.get('runs', {}))}")
+    labels = {results["runs"][key]["dataset"] for key in (key_a, key_b)}
+    if len(labels) != 1:
+        raise ValueError(f"{key_a} and {key_b} are not on the same data set: {sorted(labels)}")
+    variant, folder, _ = next(v for v in DATASETS.values() if v[2] in labels)
+    data = load_movielens(variant, data_dir=shared / folder, source="local")  # once, for both runs
+    per_user, users = {}, {}
+    for key in (key_a, key_b):
         entry = results["runs"][key]
-        dataset = next(name for name, (_, _, label) in DATASETS.items() if label == entry["dataset"])
-        datasets.add(dataset)
-        variant, folder, _ = DATASETS[dataset]
-        data = load_movielens(variant, data_dir=shared / folder, source="local")
         split = make_split(data, "leave_last_out", seed=42, validation_users=entry.get("split_validation_users", 0))
         wanted = SequentialConfig(SasRecConfig(**entry["model_overrides"]),
                                   SasRecTrainingConfig(**entry["training_config"]), 42, entry.get("members", 1),
@@ -202,8 +204,8 @@ def paired_runs(results: dict, key_a: str, key_b: str, shared: Path) -> dict:
         task = protocol.evaluation_task(split, "test")
         ranking = protocol.rank(scorer_of(trained.state), task)
         per_user[key], users[key] = ranking.per_user, task.histories.user_ids
-    if len(datasets) != 1 or not np.array_equal(users[key_a], users[key_b]):
-        raise ValueError(f"{key_a} and {key_b} are not on the same data set and test users")
+    if not np.array_equal(users[key_a], users[key_b]):
+        raise ValueError(f"{key_a} and {key_b} do not have the same test users")
     return {metric: {"a": float(per_user[key_a][metric].mean()), "b": float(per_user[key_b][metric].mean()),
                      "a - b": protocol.paired_difference(per_user[key_a][metric], per_user[key_b][metric])}
             for metric in ("hr@10", "ndcg@10")}

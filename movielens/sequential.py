@@ -332,7 +332,7 @@ def resolved_config(network) -> Bert4RecConfig | SasRecConfig:
 
 def save_sequential(network: SequentialModel, model_dir: ModelDir) -> None:
     """The weights, and the architecture as trained (SASRec's data-dependent fields filled in)."""
-    config = network.bert_config if isinstance(network, Bert4Rec) else network.sasrec_config
+    config = resolved_config(network)
     save_weights(network, model_dir.weights_prefix)
     model_dir.write_json("sequential.json", {"model_type": model_type_of(config), "model": config.to_dict(),
                                              "n_items": int(network.n_items)})

@@ -41,6 +41,9 @@ def test_runs_under_both_protocols_and_their_paired_comparison(tmp_path, monkeyp
     legacy = {k: v for k, v in runs["plain"].items() if k not in ("members", "member_hidden_dims")}
     again = sequential.paired_runs({"runs": {**runs, "legacy": legacy}}, "legacy", "plain", tmp_path)
     assert again["ndcg@10"]["a - b"]["difference"] == 0.0
+    elsewhere = {**runs["plain"], "dataset": "ML-1M (users 1–2999)"}
+    with pytest.raises(ValueError, match="not on the same data set"):
+        sequential.paired_runs({"runs": {**runs, "elsewhere": elsewhere}}, "elsewhere", "plain", tmp_path)
     with pytest.raises(KeyError, match="no run 'missing'"):
         sequential.paired_runs(results, "missing", "plain", tmp_path)
     # A recorded run whose model is not in saved_models/ is an error, never a silent retraining.

@@ -105,11 +105,12 @@ def _part(ratings: pd.DataFrame, mask) -> pd.DataFrame:
     return part
 
 
-def _make(name: str, ratings: pd.DataFrame, train_mask, val_mask, test_mask, validation_is_test=False) -> Split:
+def _make(name: str, ratings: pd.DataFrame, train_mask, val_mask, test_mask, validation_is_test=False,
+          validation_users: int = 0) -> Split:
     train = _part(ratings, train_mask)
     test = _part(ratings, test_mask)
     validation = test if validation_is_test else _part(ratings, val_mask)
-    return Split(name, train, validation, test, Vocabulary.fit(train), validation_is_test)
+    return Split(name, train, validation, test, Vocabulary.fit(train), validation_is_test, validation_users)
 
 
 def _check_fractions(fractions) -> tuple[float, ...]:
@@ -172,21 +173,17 @@ def leave_last_out_split(data: MovieLensData, validation_users: int = 0, seed: i
     rank_from_end = np.empty(len(ratings), dtype=np.int64)
     rank_from_end[order] = np.where(eligible, from_end, 2)
     train, validation = rank_from_end >= 2, rank_from_end == 1
-    n_eligible = int((sizes >= 3).sum())
-    if 0 < validation_users < n_eligible:
-        # Users in code order (sorted ids), so the draw depends on the seed and the data only.
-        validating = np.zeros(len(sizes), dtype=bool)
-        validating[np.random.default_rng(seed).choice(np.flatnonzero(sizes >= 3), validation_users,
-                                                      replace=False)] = True
-        user_of_row = np.empty(len(ratings), dtype=np.int64)
-        user_of_row[order] = np.repeat(np.arange(len(sizes)), sizes)
-        moved = validation & ~validating[user_of_row]
-        train, validation = train | moved, validation & ~moved
-    else:
-        validation_users = 0
-    split = _make("leave_last_out", ratings, train, validation, rank_from_end == 0)
-    split.validation_users = int(validation_users)
-    return split
+    with_validation = np.flatnonzero(sizes >= 3)  # users (in code order: sorted ids) holding a validation rating
+    if not 0 < validation_users < len(with_validation):
+        return _make("leave_last_out", ratings, train, validation, rank_from_end == 0)
+    # The draw depends on the seed and the data only.
+    validating = np.zeros(len(sizes), dtype=bool)
+    validating[np.random.default_rng(seed).choice(with_validation, validation_users, replace=False)] = True
+    user_of_row = np.empty(len(ratings), dtype=np.int64)
+    user_of_row[order] = np.repeat(np.arange(len(sizes)), sizes)
+    moved = validation & ~validating[user_of_row]
+    return _make("leave_last_out", ratings, train | moved, validation & ~moved, rank_from_end == 0,
+                 validation_users=int(validation_users))
 
 
 def make_split(data: MovieLensData, name: str, fractions=None, seed: int = 42, validation_users: int = 0) -> Split:

@@ -41,6 +41,23 @@ def test_config_rejects_bad_values_and_unknown_keys():
             defaults.dropout) == (200, 64, 2, 2, 0.2, 0.1)
 
 
+def test_patience_is_raised_to_the_steps_it_must_wait():
+    """5 validations, every 3 epochs: 1,005 steps on ML-1M (users 1-2999, 67 steps an epoch), 210 on
+    ml-latest-small (14); patience_steps 1000 keeps the first and lifts the second to ceil(1000 / 42) = 24."""
+    from movielens.sequential import SasRecTrainingConfig, early_stopping_patience
+
+    training = Bert4RecTrainingConfig()
+    assert (training.patience, training.evaluate_every, training.patience_steps) == (5, 3, 1000)
+    assert early_stopping_patience(training, 67) == 5
+    assert early_stopping_patience(training, 14) == 24
+    assert early_stopping_patience(training, 0) == 334  # an empty epoch counts as one step
+    assert early_stopping_patience(training.replace(patience_steps=0), 14) == 5  # validations only
+    assert early_stopping_patience(training.replace(patience=0), 14) == 0  # never stop early stays never
+    assert early_stopping_patience(SasRecTrainingConfig(), 14) == 10  # SASRec: validations only
+    with pytest.raises(ValueError, match="patience_steps"):
+        Bert4RecTrainingConfig(patience_steps=-1)
+
+
 def test_trimmed_padding_gives_the_same_scores():
     """Positions count from the end, so a left-padded batch scores as its trimmed version."""
     model = Bert4Rec(TINY, n_items=30).build_variables()

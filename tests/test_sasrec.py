@@ -50,6 +50,10 @@ def test_plateau_decay_is_validated_and_only_in_the_identity_when_on():
     # Off: the identity of the models cached before the option existed; on: a different model.
     assert "plateau_factor" not in off and "plateau_patience" not in off
     assert on["plateau_factor"] == 0.5 and on["plateau_patience"] == 3
+    # Patience in steps likewise: off (SASRec's default) leaves the identity as before; BERT4Rec's is in it.
+    assert "patience_steps" not in off
+    bert = get_family("bert4rec")
+    assert bert.identity_config(bert.default_config())["training"]["patience_steps"] == 1000
 
 
 def test_defaults_adapt_to_the_data():
@@ -183,6 +187,18 @@ def test_the_plateau_decay_reaches_the_optimizer(planted_models):
             expected = expected if value > best else expected * 0.5
             best = max(best, value)
     assert min(scales) < 1.0, scales  # the planted series saturate validation early: it did stall
+
+
+def test_the_early_stop_waits_the_patience_it_records(planted_models):
+    """BERT4Rec's patience is raised to `patience_steps` (1000 here: 10 validations of 5 epochs of a few steps
+    are fewer); the history records the patience used, and SASRec's stays its `patience`."""
+    from movielens.sequential import early_stopping_patience
+
+    trained = planted_models[2]
+    bert = trained["bert4rec"]
+    steps = -(-bert.metrics["n_windows"] // PLANTED["bert4rec"][1].batch_size)
+    assert bert.history["patience"] == early_stopping_patience(PLANTED["bert4rec"][1], steps) > 10
+    assert trained["sasrec"].history["patience"] == 10
 
 
 @pytest.mark.parametrize("name", list(PLANTED))

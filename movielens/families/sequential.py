@@ -157,6 +157,8 @@ class Sequential(Family):
         if values["training"].get("plateau_factor") == 1.0:  # no decay: the models trained before it existed
             values["training"].pop("plateau_factor")
             values["training"].pop("plateau_patience")
+        if not values["training"].get("patience_steps"):  # validations only: as before the field existed
+            values["training"].pop("patience_steps", None)
         if values["members"] == 1:  # one model: the identity of the models trained before ensembles existed
             values.pop("members")
         if not values["member_hidden_dims"]:

@@ -3,6 +3,8 @@
     python -m benchmarks.leaderboard                        everything (hours on 2 cores; resumable)
     python -m benchmarks.leaderboard --datasets 100k --splits random --models popularity item_knn ease
     python -m benchmarks.leaderboard --readme               rewrite the README's summary table from the JSON
+    python -m benchmarks.leaderboard --datasets latest-small --splits leave_last_out --paired bert4rec popularity
+                                                            paired test of two models of a cell (cached models)
 
 Data (../shared/datasets; label "ML-1M (users 1–2999)" for ml-1m-half, never "ML-1M"):
 ML-100K, ML-1M (users 1–2999), ml-latest-small. Splits: random 80/10/10 (seed 42), global temporal
@@ -54,18 +56,40 @@ def family_configs(names, sequential_minutes: float):
     return rows
 
 
-def run_cell(dataset: str, split_name: str, names, sequential_minutes: float) -> dict:
+def load_cell(dataset: str, split_name: str):
+    """(data, split) of one cell."""
     from movielens.data import load_movielens, make_split
+
+    variant, folder, _ = DATASETS[dataset]
+    data = load_movielens(variant, data_dir=paths.shared_datasets_dir() / folder)
+    return data, make_split(data, split_name, SPLITS[split_name], 42)
+
+
+def run_cell(dataset: str, split_name: str, names, sequential_minutes: float) -> dict:
     from movielens.leaderboard import run_leaderboard
 
-    variant, folder, label = DATASETS[dataset]
-    data = load_movielens(variant, data_dir=paths.shared_datasets_dir() / folder)
-    split = make_split(data, split_name, SPLITS[split_name], 42)
+    label = DATASETS[dataset][2]
+    data, split = load_cell(dataset, split_name)
     started = time.perf_counter()
     board = run_leaderboard(data, split, family_configs(names, sequential_minutes))
     print(board.markdown(), flush=True)
     return {"dataset": label, "split": split_name, "seconds": time.perf_counter() - started,
             "machine": machine(), **board.to_json()}
+
+
+def paired_in_cell(dataset: str, split_name: str, pairs, sequential_minutes: float) -> dict[str, dict]:
+    """{"a - b": paired bootstrap of the per-user test NDCG@10} for each (a, b) in `pairs`: the cell's models
+    loaded from saved_models/ (a model that is not there is an error, never trained here). The row figures
+    are the leaderboard's; this adds the tests it does not run (it tests every row against the best baseline
+    only), e.g. a model against the popularity list or one sequential model against the other."""
+    from movielens import protocol
+    from movielens.leaderboard import run_leaderboard
+
+    names = list(dict.fromkeys(name for pair in pairs for name in pair))
+    data, split = load_cell(dataset, split_name)
+    board = run_leaderboard(data, split, family_configs(names, sequential_minutes), no_train=True, verbose=0)
+    ndcg = {row.family: row.per_user_ndcg for row in board.rows}
+    return {f"{a} - {b}": protocol.paired_difference(ndcg[a], ndcg[b]) for a, b in pairs}
 
 
 def summary_markdown(results: dict) -> str:
@@ -120,6 +144,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sequential_minutes", type=float, default=15.0,
                         help="training budget of each sequential model per cell (default 15)")
     parser.add_argument("--readme", action="store_true", help="only rewrite the README summary from the JSON")
+    parser.add_argument("--paired", nargs=2, action="append", metavar=("MODEL_A", "MODEL_B"),
+                        help="only the paired test of MODEL_A - MODEL_B (per-user test NDCG@10) in each cell, from "
+                             "the cached models (repeatable; trains nothing)")
     args = parser.parse_args(argv)
     results = read_json(RESULTS) if RESULTS.is_file() else {"cells": {}}
     if args.readme:
@@ -128,6 +155,16 @@ def main(argv=None) -> int:
     if paths.shared_datasets_dir() is None:
         print("../shared/datasets is not present: nothing to benchmark", file=sys.stderr)
         return 2
+    if args.paired:
+        unknown = sorted({name for pair in args.paired for name in pair} - set(REGISTRY))
+        if unknown:
+            parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
+        for dataset in args.datasets:
+            for split_name in args.splits:
+                for pair, test in paired_in_cell(dataset, split_name, args.paired, args.sequential_minutes).items():
+                    print(f"{DATASETS[dataset][2]}, {split_name}: {pair} test NDCG@10 {test['difference']:+.4f} "
+                          f"[{test['low']:+.4f}, {test['high']:+.4f}] p={test['p_value']:.3f}")
+        return 0
     for dataset in args.datasets:
         for split_name in args.splits:
             print(f"\n=== {DATASETS[dataset][2]}, {split_name} ===", flush=True)

@@ -17,10 +17,10 @@ validation part only) through `movielens.leaderboard.run_leaderboard`.
      - activity-adjusted lift: |U(i) ∩ U(j)| / E|U(i) ∩ U(j)| under a null where each rater u of i rates movie
        j with probability min(1, (a_u - 1) c_j / R) (a_u - 1 = u's other training ratings, c_j = j's raters,
        R = all training ratings: every rater keeps their activity, every movie its popularity, nothing else is
-       shared). The plain lift
-       above divides by c_i c_j / N, which ignores that a movie's raters rate more movies than the average
-       user, so random movies score well above 1 on it (2.7 / 3.7); on this one they score about 1. Pooled
-       per query movie (its k pairs' co-raters over their expected co-raters), then averaged over query movies;
+       shared). The plain lift above divides by c_i c_j / N, which ignores that a movie's raters rate more
+       movies than the average user, so random movies score well above 1 on it (2.7 / 3.7); on this one they
+       score about 1. Pooled per query movie (its k pairs' co-raters over their expected co-raters), then
+       averaged over query movies;
      - co-rating share: P(rated j | rated i) = |U(i) ∩ U(j)| / |U(i)|, the share of the query movie's
        raters who rated the neighbour, averaged the same way. Its ratio to random movies' is the issue's
        words read literally ("how much more often the neighbours are rated by the query movie's raters

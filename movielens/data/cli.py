@@ -29,8 +29,3 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str = "ra
 def load_data(args: argparse.Namespace) -> MovieLensData:
     return loader.load_movielens(args.dataset, data_dir=args.data_dir, source=args.data_source,
                                  rebuild=args.rebuild_data)
-
-
-def load_split(args: argparse.Namespace) -> tuple[MovieLensData, splits.Split]:
-    data = load_data(args)
-    return data, splits.make_split(data, args.split, args.split_fractions, args.seed, args.split_validation_users)

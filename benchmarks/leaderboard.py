@@ -83,12 +83,14 @@ def paired_in_cell(dataset: str, split_name: str, pairs, sequential_minutes: flo
     are the leaderboard's; this adds the tests it does not run (it tests every row against the best baseline
     only), e.g. a model against the popularity list or one sequential model against the other."""
     from movielens import protocol
-    from movielens.leaderboard import run_leaderboard
+    from movielens.families.base import Context, train_or_load
 
     names = list(dict.fromkeys(name for pair in pairs for name in pair))
     data, split = load_cell(dataset, split_name)
-    board = run_leaderboard(data, split, family_configs(names, sequential_minutes), no_train=True, verbose=0)
-    ndcg = {row.family: row.per_user_ndcg for row in board.rows}
+    context, task = Context(data, split, 0), protocol.evaluation_task(split, "test")
+    # Only the per-user test NDCG@10: no row metrics, intervals or validation rankings (the cell has them).
+    ndcg = {family.name: protocol.rank(train_or_load(family, config, context, no_train=True).scorer(), task)
+            .per_user[protocol.PRIMARY] for family, config in family_configs(names, sequential_minutes)}
     return {f"{a} - {b}": protocol.paired_difference(ndcg[a], ndcg[b]) for a, b in pairs}
 
 
@@ -159,9 +161,16 @@ def main(argv=None) -> int:
         unknown = sorted({name for pair in args.paired for name in pair} - set(REGISTRY))
         if unknown:
             parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
+        from movielens.families.base import ModelNotTrainedError
+
         for dataset in args.datasets:
             for split_name in args.splits:
-                for pair, test in paired_in_cell(dataset, split_name, args.paired, args.sequential_minutes).items():
+                try:
+                    tests = paired_in_cell(dataset, split_name, args.paired, args.sequential_minutes)
+                except ModelNotTrainedError as error:  # run the cell first; a paired test never trains
+                    print(f"error: {error}", file=sys.stderr)
+                    return 2
+                for pair, test in tests.items():
                     print(f"{DATASETS[dataset][2]}, {split_name}: {pair} test NDCG@10 {test['difference']:+.4f} "
                           f"[{test['low']:+.4f}, {test['high']:+.4f}] p={test['p_value']:.3f}")
         return 0

@@ -34,5 +34,7 @@ def test_a_cell_its_summary_and_a_paired_test_of_its_cached_models(tmp_path, mon
     # A model the cell has not cached is an error, never trained by a paired test.
     with pytest.raises(ModelNotTrainedError):
         leaderboard.paired_in_cell("100k", "leave_last_out", [("knn", "popularity")], 0.0)
+    assert leaderboard.main(["--datasets", "100k", "--splits", "leave_last_out", "--paired", "knn", "ease"]) == 2
+    assert "error: knn" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         leaderboard.main(["--datasets", "100k", "--paired", "ease", "nope"])
